@@ -1,0 +1,147 @@
+//! The API's one error type, its one JSON envelope, and its mapping to HTTP statuses.
+//!
+//! Every error response, including the router's own 404 and 405, has the shape
+//! `{"error": {"code": "...", "message": "...", "field": "..."?}}`.
+//! Status codes: malformed requests (bad JSON syntax, ids, cursors, query parameters) get 400;
+//! well-formed JSON whose content breaks a rule (wrong type, missing or too long title, payload
+//! not an object) gets 422. Internal causes are logged here, once, and never sent to the client.
+
+use salvo::http::StatusCode;
+use salvo::prelude::*;
+use serde::Serialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request cannot be read: bad JSON syntax, a bad id, a bad query parameter.
+    #[error("{message}")]
+    BadRequest {
+        message: String,
+        field: Option<&'static str>,
+    },
+    /// The JSON is well formed but a value breaks a rule.
+    #[error("{message}")]
+    Validation {
+        message: String,
+        field: Option<&'static str>,
+    },
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("request body is larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("content type must be application/json")]
+    UnsupportedMediaType,
+    /// Anything else: a dependency failed. The cause is logged, the client sees a generic text.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn bad_request(message: impl Into<String>, field: Option<&'static str>) -> Self {
+        Self::BadRequest {
+            message: message.into(),
+            field,
+        }
+    }
+
+    pub fn validation(message: impl Into<String>, field: Option<&'static str>) -> Self {
+        Self::Validation {
+            message: message.into(),
+            field,
+        }
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            Self::BadRequest { .. } => "bad_request",
+            Self::Validation { .. } => "validation_failed",
+            Self::NotFound(_) => "not_found",
+            Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::Internal(_) => "internal_error",
+        }
+    }
+
+    fn field(&self) -> Option<&'static str> {
+        match self {
+            Self::BadRequest { field, .. } | Self::Validation { field, .. } => *field,
+            _ => None,
+        }
+    }
+}
+
+/// The body of every error response.
+#[derive(Debug, Serialize)]
+pub struct ErrorEnvelope {
+    pub error: ErrorBody,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ErrorBody {
+    pub code: &'static str,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<&'static str>,
+}
+
+impl Scribe for ApiError {
+    fn render(self, res: &mut Response) {
+        let message = match &self {
+            Self::Internal(cause) => {
+                tracing::error!(error = format!("{cause:#}"), "request failed");
+                "internal error; the cause is in the server log".to_owned()
+            }
+            other => other.to_string(),
+        };
+        write_envelope(
+            res,
+            self.status(),
+            ErrorBody {
+                code: self.code(),
+                message,
+                field: self.field(),
+            },
+        );
+    }
+}
+
+fn write_envelope(res: &mut Response, status: StatusCode, body: ErrorBody) {
+    res.status_code(status);
+    res.render(Json(ErrorEnvelope { error: body }));
+}
+
+/// Gives the router's own error responses (unknown route 404, wrong method 405, …) the same
+/// envelope as the handlers' errors.
+#[handler]
+pub async fn envelope_catcher(res: &mut Response, ctrl: &mut FlowCtrl) {
+    let status = res.status_code.unwrap_or(StatusCode::NOT_FOUND);
+    let code = match status {
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        s if s.is_client_error() => "bad_request",
+        _ => "internal_error",
+    };
+    let message = status.canonical_reason().unwrap_or("error").to_lowercase();
+    write_envelope(
+        res,
+        status,
+        ErrorBody {
+            code,
+            message,
+            field: None,
+        },
+    );
+    ctrl.skip_rest();
+}

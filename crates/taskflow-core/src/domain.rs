@@ -1,0 +1,302 @@
+//! Domain types: a task, its id, title, payload and status, each valid by construction.
+//!
+//! Requests and messages become these types at the edge (parse, don't validate), so the rest of
+//! the code never handles an unchecked title or a status string.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// A task's id: a UUID, written in its hyphenated lowercase form (CHAR(36) in MySQL).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TaskId(Uuid);
+
+impl TaskId {
+    /// A new, random id. Version 7 UUIDs sort by creation time, which keeps InnoDB's primary key
+    /// inserts append-only instead of scattering them over the whole index.
+    pub fn new() -> Self {
+        Self(Uuid::now_v7())
+    }
+
+    pub fn as_uuid(&self) -> Uuid {
+        self.0
+    }
+}
+
+impl Default for TaskId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.hyphenated().fmt(f)
+    }
+}
+
+impl FromStr for TaskId {
+    type Err = DomainError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Uuid::parse_str(s)
+            .map(Self)
+            .map_err(|_| DomainError::InvalidTaskId(s.chars().take(64).collect()))
+    }
+}
+
+/// A task's title: 1 to 255 characters (the `VARCHAR(255)` column), not only whitespace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Title(String);
+
+impl Title {
+    pub const MAX_CHARS: usize = 255;
+
+    pub fn parse(raw: String) -> Result<Self, DomainError> {
+        if raw.trim().is_empty() {
+            return Err(DomainError::EmptyTitle);
+        }
+        let chars = raw.chars().count();
+        if chars > Self::MAX_CHARS {
+            return Err(DomainError::TitleTooLong { chars });
+        }
+        Ok(Self(raw))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A task's payload: a JSON object, or nothing. Arrays, strings and numbers are refused so that
+/// the worker can always look for the `message` field.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+#[serde(transparent)]
+pub struct Payload(Option<serde_json::Map<String, serde_json::Value>>);
+
+impl Payload {
+    pub fn parse(raw: serde_json::Value) -> Result<Self, DomainError> {
+        match raw {
+            serde_json::Value::Null => Ok(Self(None)),
+            serde_json::Value::Object(map) => Ok(Self(Some(map))),
+            other => Err(DomainError::PayloadNotObject(json_kind(&other))),
+        }
+    }
+
+    pub fn none() -> Self {
+        Self(None)
+    }
+
+    /// The `message` field the worker turns into the task's result, if the payload has one.
+    /// A message that is not a string is used as its JSON text.
+    pub fn message(&self) -> Option<String> {
+        let value = self.0.as_ref()?.get("message")?;
+        Some(match value {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+    }
+
+    pub fn to_value(&self) -> serde_json::Value {
+        self.0
+            .clone()
+            .map_or(serde_json::Value::Null, serde_json::Value::Object)
+    }
+
+    /// The payload as stored in the JSON column, or `None` for SQL NULL.
+    pub fn to_json_text(&self) -> Option<String> {
+        self.0
+            .as_ref()
+            .map(|map| serde_json::to_string(map).expect("a JSON map always serialises"))
+    }
+}
+
+fn json_kind(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "boolean",
+        serde_json::Value::Number(_) => "number",
+        serde_json::Value::String(_) => "string",
+        serde_json::Value::Array(_) => "array",
+        serde_json::Value::Object(_) => "object",
+    }
+}
+
+/// Where a task is in its life. The only legal paths are
+/// `PENDING → PROCESSING → DONE | FAILED`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum TaskStatus {
+    Pending,
+    Processing,
+    Done,
+    Failed,
+}
+
+impl TaskStatus {
+    pub const ALL: [TaskStatus; 4] = [Self::Pending, Self::Processing, Self::Done, Self::Failed];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Pending => "PENDING",
+            Self::Processing => "PROCESSING",
+            Self::Done => "DONE",
+            Self::Failed => "FAILED",
+        }
+    }
+
+    pub fn is_terminal(&self) -> bool {
+        matches!(self, Self::Done | Self::Failed)
+    }
+
+    /// Whether a task may move from `self` to `next`.
+    pub fn can_become(&self, next: TaskStatus) -> bool {
+        matches!(
+            (self, next),
+            (Self::Pending, Self::Processing)
+                | (Self::Processing, Self::Done)
+                | (Self::Processing, Self::Failed)
+        )
+    }
+}
+
+impl fmt::Display for TaskStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for TaskStatus {
+    type Err = DomainError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|status| status.as_str() == s)
+            .ok_or_else(|| DomainError::InvalidStatus(s.chars().take(32).collect()))
+    }
+}
+
+/// A task as stored and as the REST API returns it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Task {
+    pub task_id: TaskId,
+    pub title: Title,
+    pub payload: Payload,
+    pub status: TaskStatus,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    /// The payload's message once DONE, the failure reason once FAILED.
+    pub message: Option<String>,
+}
+
+/// Why a value is not a valid part of a task. The messages are safe to show to API clients.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DomainError {
+    #[error("`{0}` is not a valid task id (expected a UUID)")]
+    InvalidTaskId(String),
+    #[error("title must not be empty")]
+    EmptyTitle,
+    #[error("title must be at most 255 characters (got {chars})")]
+    TitleTooLong { chars: usize },
+    #[error("payload must be a JSON object or null (got {0})")]
+    PayloadNotObject(&'static str),
+    #[error("`{0}` is not a task status (expected PENDING, PROCESSING, DONE or FAILED)")]
+    InvalidStatus(String),
+}
+
+/// Timestamps are kept to the microsecond, as `DATETIME(6)` stores them, so a value read back
+/// from the database equals the one written.
+pub fn now_micros() -> DateTime<Utc> {
+    let now = Utc::now();
+    DateTime::from_timestamp_micros(now.timestamp_micros()).expect("now is in range")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_title_of_1_to_255_chars_with_a_visible_char_is_accepted(
+            title in "[a-zA-Z0-9 äöü🦀]{0,254}[a-zA-Z0-9äöü🦀]"
+        ) {
+            let parsed = Title::parse(title.clone()).unwrap();
+            prop_assert_eq!(parsed.as_str(), title.as_str());
+        }
+
+        #[test]
+        fn any_title_over_255_chars_is_refused(title in "[a-z🦀]{256,400}") {
+            let refused = matches!(Title::parse(title), Err(DomainError::TitleTooLong { .. }));
+            prop_assert!(refused);
+        }
+
+        #[test]
+        fn any_whitespace_title_is_refused(title in "[ \t\n]{0,20}") {
+            prop_assert_eq!(Title::parse(title), Err(DomainError::EmptyTitle));
+        }
+
+        #[test]
+        fn any_json_that_is_not_an_object_or_null_is_refused_as_payload(
+            value in prop_oneof![
+                any::<bool>().prop_map(serde_json::Value::from),
+                any::<i64>().prop_map(serde_json::Value::from),
+                ".*".prop_map(serde_json::Value::from),
+                prop::collection::vec(any::<i32>(), 0..4).prop_map(serde_json::Value::from),
+            ]
+        ) {
+            let refused = matches!(Payload::parse(value), Err(DomainError::PayloadNotObject(_)));
+            prop_assert!(refused);
+        }
+
+        #[test]
+        fn a_status_parses_back_from_its_own_name(index in 0usize..4) {
+            let status = TaskStatus::ALL[index];
+            prop_assert_eq!(status.as_str().parse::<TaskStatus>(), Ok(status));
+        }
+
+        #[test]
+        fn status_walks_only_move_forward_and_end_at_a_terminal_state(
+            walk in prop::collection::vec(0usize..4, 1..8)
+        ) {
+            // Follow only the legal steps of a random walk: whatever the order, the path is a
+            // prefix of PENDING → PROCESSING → DONE|FAILED and never leaves a terminal state.
+            let mut path = vec![TaskStatus::Pending];
+            for next in walk.into_iter().map(|i| TaskStatus::ALL[i]) {
+                let current = *path.last().unwrap();
+                if current.can_become(next) {
+                    path.push(next);
+                }
+            }
+            prop_assert!(path.len() <= 3);
+            for (i, status) in path.iter().enumerate() {
+                prop_assert_eq!(status.is_terminal(), i == 2);
+            }
+        }
+    }
+
+    #[test]
+    fn a_terminal_status_can_become_nothing() {
+        for terminal in [TaskStatus::Done, TaskStatus::Failed] {
+            for next in TaskStatus::ALL {
+                assert!(!terminal.can_become(next), "{terminal} -> {next}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_payload_message_is_read_as_text() {
+        let payload = Payload::parse(serde_json::json!({"message": "hi"})).unwrap();
+        assert_eq!(payload.message().as_deref(), Some("hi"));
+        let payload = Payload::parse(serde_json::json!({"message": 42})).unwrap();
+        assert_eq!(payload.message().as_deref(), Some("42"));
+        assert_eq!(Payload::none().message(), None);
+    }
+}

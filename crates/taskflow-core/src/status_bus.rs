@@ -1,0 +1,126 @@
+//! Redis Pub/Sub on the `task.status` channel: the worker publishes each status change, and each
+//! API process holds one subscription that it fans out to its WebSocket clients.
+
+use std::future::Future;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use futures_util::StreamExt as _;
+use redis::AsyncCommands as _;
+use redis::aio::ConnectionManager;
+
+use crate::config::RedisSettings;
+use crate::contract::StatusEvent;
+
+/// Publishes status events. The connection manager reconnects by itself after Redis restarts.
+#[derive(Clone)]
+pub struct StatusPublisher {
+    conn: ConnectionManager,
+    channel: String,
+}
+
+impl StatusPublisher {
+    pub async fn connect(settings: &RedisSettings) -> anyhow::Result<Self> {
+        let client = redis::Client::open(settings.url.as_str()).context("parsing REDIS_URL")?;
+        let conn = ConnectionManager::new(client)
+            .await
+            .context("connecting to Redis")?;
+        Ok(Self {
+            conn,
+            channel: settings.channel.clone(),
+        })
+    }
+
+    pub async fn publish(&self, event: &StatusEvent) -> anyhow::Result<()> {
+        let mut conn = self.conn.clone();
+        let _receivers: i64 = conn
+            .publish(&self.channel, event.to_json())
+            .await
+            .with_context(|| format!("publishing {} for task {}", event.status, event.task_id))?;
+        Ok(())
+    }
+
+    /// A round trip to Redis, for health checks.
+    pub async fn ping(&self) -> anyhow::Result<()> {
+        let mut conn = self.conn.clone();
+        let _: String = redis::cmd("PING")
+            .query_async(&mut conn)
+            .await
+            .context("PING")?;
+        Ok(())
+    }
+}
+
+/// What a subscription delivers: a message from the channel, or word of the subscription's state.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Relayed {
+    /// The first subscription is in place: from now on no event is missed.
+    Subscribed,
+    Message(String),
+    /// The subscription was re-established after a gap in which messages may have been lost.
+    Resubscribed,
+}
+
+/// Subscribes to the status channel and hands every message to `deliver` until `shutdown`
+/// resolves. Pub/Sub streams end when the connection drops; this resubscribes with a growing
+/// delay and then reports [`Relayed::Resubscribed`], because what was published in the gap is gone.
+pub async fn relay_status_events(
+    settings: RedisSettings,
+    mut deliver: impl FnMut(Relayed),
+    shutdown: impl Future<Output = ()>,
+) {
+    let run = async {
+        let mut delay = Duration::from_millis(100);
+        let mut had_subscription = false;
+        loop {
+            match subscribe(&settings).await {
+                Ok(mut pubsub) => {
+                    tracing::info!(channel = %settings.channel, "subscribed to status events");
+                    delay = Duration::from_millis(100);
+                    deliver(if had_subscription {
+                        Relayed::Resubscribed
+                    } else {
+                        Relayed::Subscribed
+                    });
+                    had_subscription = true;
+                    let mut messages = pubsub.on_message();
+                    while let Some(message) = messages.next().await {
+                        match message.get_payload::<String>() {
+                            Ok(text) => deliver(Relayed::Message(text)),
+                            Err(err) => {
+                                tracing::warn!(error = %err, "skipping a status message that is not text")
+                            }
+                        }
+                    }
+                    tracing::warn!(channel = %settings.channel, "status subscription ended; resubscribing");
+                }
+                Err(err) => {
+                    tracing::warn!(
+                        error = format!("{err:#}"),
+                        retry_in_ms = delay.as_millis() as u64,
+                        "cannot subscribe to status events"
+                    );
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    };
+    tokio::select! {
+        () = run => {}
+        () = shutdown => {}
+    }
+}
+
+async fn subscribe(settings: &RedisSettings) -> anyhow::Result<redis::aio::PubSub> {
+    let client = redis::Client::open(settings.url.as_str()).context("parsing REDIS_URL")?;
+    let mut pubsub = client
+        .get_async_pubsub()
+        .await
+        .context("connecting to Redis")?;
+    pubsub
+        .subscribe(&settings.channel)
+        .await
+        .with_context(|| format!("subscribing to {}", settings.channel))?;
+    Ok(pubsub)
+}

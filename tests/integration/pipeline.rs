@@ -1,0 +1,245 @@
+//! The pipeline end to end: create → PROCESSING → DONE/FAILED seen on real WebSockets, and the
+//! worker's idempotence against duplicated, redelivered and poison messages.
+
+use chrono::Utc;
+use serde_json::json;
+use taskflow_core::contract::TaskCreated;
+use taskflow_core::domain::{TaskId, TaskStatus};
+use taskflow_tests::{Options, TestApp};
+
+fn statuses(events: &[serde_json::Value]) -> Vec<&str> {
+    events
+        .iter()
+        .map(|event| event["status"].as_str().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_task_with_a_message_is_seen_processing_then_done_over_the_websocket() {
+    // Arrange
+    let app = TestApp::spawn().await;
+    let mut ws = app.ws().await;
+
+    // Act
+    let id = app
+        .create_task("t", json!({"message": "hi", "nested": {"ü": [1, 2]}}))
+        .await;
+    let events = ws.wait_for(id, TaskStatus::Done).await;
+
+    // Assert
+    assert_eq!(statuses(&events), ["PROCESSING", "DONE"]);
+    assert_eq!(events[1]["message"], "hi");
+    let task = app.get_task(id).await;
+    assert_eq!(task["status"], "DONE");
+    assert_eq!(task["message"], "hi");
+    assert_eq!(
+        task["payload"],
+        json!({"message": "hi", "nested": {"ü": [1, 2]}})
+    );
+    assert!(
+        task["finished_at"].is_string(),
+        "finished_at is set: {task}"
+    );
+}
+
+#[tokio::test]
+async fn a_task_without_a_message_fails_with_a_reason() {
+    let app = TestApp::spawn().await;
+    let mut ws = app.ws().await;
+
+    let id = app.create_task("no message", json!({"value": 42})).await;
+    let events = ws.wait_for(id, TaskStatus::Failed).await;
+
+    assert_eq!(statuses(&events), ["PROCESSING", "FAILED"]);
+    assert_eq!(events[1]["message"], "payload has no `message` field");
+    let task = app.get_task(id).await;
+    assert_eq!(task["status"], "FAILED");
+    assert!(task["finished_at"].is_string());
+}
+
+#[tokio::test]
+async fn a_task_with_a_null_payload_fails() {
+    let app = TestApp::spawn().await;
+    let mut ws = app.ws().await;
+
+    let id = app
+        .create_task("null payload", serde_json::Value::Null)
+        .await;
+
+    assert_eq!(
+        statuses(&ws.wait_for(id, TaskStatus::Failed).await),
+        ["PROCESSING", "FAILED"]
+    );
+}
+
+#[tokio::test]
+async fn every_websocket_client_receives_every_event() {
+    let app = TestApp::spawn().await;
+    let mut first = app.ws().await;
+    let mut second = app.ws().await;
+
+    let done = app.create_task("a", json!({"message": "one"})).await;
+    let failed = app.create_task("b", json!({})).await;
+
+    for client in [&mut first, &mut second] {
+        let seen = client.statuses_until_finished(&[done, failed]).await;
+        assert_eq!(seen[&done], ["PROCESSING", "DONE"]);
+        assert_eq!(seen[&failed], ["PROCESSING", "FAILED"]);
+    }
+}
+
+/// Publishes `message` again for a finished task, then a sentinel task. With a prefetch of 1 the
+/// worker handles deliveries one after the other, so once the sentinel is DONE the duplicate has
+/// been handled, and no event for it may have been seen.
+#[tokio::test]
+async fn a_duplicate_message_for_a_finished_task_changes_nothing_and_announces_nothing() {
+    let app = TestApp::spawn_with(Options {
+        vars: vec![("WORKER_PREFETCH", "1".to_owned())],
+        ..Options::default()
+    })
+    .await;
+    let mut ws = app.ws().await;
+    let id = app
+        .create_task("once", json!({"message": "only once"}))
+        .await;
+    ws.wait_for(id, TaskStatus::Done).await;
+    let before = app.get_task(id).await;
+
+    let duplicate = TaskCreated {
+        task_id: id,
+        payload: json!({"message": "twice?"}),
+        requested_at: Utc::now(),
+    };
+    app.publish_raw(&duplicate.to_json()).await;
+    app.publish_raw(&duplicate.to_json()).await;
+    let sentinel = app
+        .create_task("sentinel", json!({"message": "after"}))
+        .await;
+    let seen = ws.wait_for(sentinel, TaskStatus::Done).await;
+
+    assert_eq!(statuses(&seen), ["PROCESSING", "DONE"]);
+    assert_eq!(
+        app.get_task(id).await,
+        before,
+        "the finished task is untouched"
+    );
+    // Anything for `id` would have been read before the sentinel's events.
+    assert!(
+        ws.next_within(std::time::Duration::from_millis(200))
+            .await
+            .is_none(),
+        "no further events"
+    );
+}
+
+#[tokio::test]
+async fn a_message_redelivered_after_a_worker_died_mid_task_finishes_it_once() {
+    // Arrange: the task was marked PROCESSING by a worker that died before finishing it.
+    let mut app = TestApp::spawn_with(Options {
+        no_worker: true,
+        ..Options::default()
+    })
+    .await;
+    let mut ws = app.ws().await;
+    let id = app
+        .create_task("resumed", json!({"message": "resumed"}))
+        .await;
+    taskflow_core::db::mark_processing(&app.pool, id)
+        .await
+        .unwrap();
+
+    // Act: the broker redelivers the unacked message to a new worker.
+    app.start_worker().await;
+    let events = ws.wait_for(id, TaskStatus::Done).await;
+
+    // Assert: one terminal event, and no second PROCESSING.
+    assert_eq!(statuses(&events), ["DONE"]);
+    assert_eq!(app.stored_status(id).await, TaskStatus::Done);
+}
+
+#[tokio::test]
+async fn poison_messages_do_not_stop_the_processing_of_later_tasks() {
+    let app = TestApp::spawn().await;
+    let mut ws = app.ws().await;
+
+    app.publish_raw(b"this is not JSON").await;
+    app.publish_raw(br#"{"task_id": 42, "payload": {}}"#).await;
+    app.publish_raw(br#"["an", "array"]"#).await;
+    let unknown = TaskCreated {
+        task_id: TaskId::new(),
+        payload: json!({"message": "who am I?"}),
+        requested_at: Utc::now(),
+    };
+    app.publish_raw(&unknown.to_json()).await;
+    let id = app
+        .create_task("after the poison", json!({"message": "still here"}))
+        .await;
+
+    assert_eq!(
+        statuses(&ws.wait_for(id, TaskStatus::Done).await),
+        ["PROCESSING", "DONE"]
+    );
+    let (status, _, _) = app.get(&format!("/tasks/{}", unknown.task_id)).await;
+    assert_eq!(
+        status, 404,
+        "the unknown task was not created by the worker"
+    );
+}
+
+#[tokio::test]
+async fn a_message_from_the_python_api_is_processed() {
+    // The Python API writes the row, then publishes a naive `requested_at`.
+    let app = TestApp::spawn().await;
+    let mut ws = app.ws().await;
+    let id = TaskId::new();
+    sqlx::query("INSERT INTO tasks (id, title, payload, status) VALUES (?, 'py', '{\"message\": \"from python\"}', 'PENDING')")
+        .bind(id.to_string())
+        .execute(&app.pool)
+        .await
+        .unwrap();
+
+    app.publish_raw(
+        format!(r#"{{"task_id": "{id}", "payload": {{"message": "from python"}}, "requested_at": "2025-10-13T02:30:00.123456"}}"#)
+            .as_bytes(),
+    )
+    .await;
+
+    let events = ws.wait_for(id, TaskStatus::Done).await;
+    assert_eq!(events.last().unwrap()["message"], "from python");
+}
+
+#[tokio::test]
+async fn many_tasks_each_make_exactly_one_terminal_transition() {
+    let app = TestApp::spawn().await;
+    let mut ws = app.ws().await;
+
+    let mut ids = Vec::new();
+    for i in 0..40 {
+        let payload = if i % 4 == 0 {
+            json!({})
+        } else {
+            json!({"message": format!("m{i}")})
+        };
+        ids.push(app.create_task(&format!("task {i}"), payload).await);
+    }
+
+    let seen = ws.statuses_until_finished(&ids).await;
+
+    for (i, id) in ids.iter().enumerate() {
+        let expected = if i % 4 == 0 { "FAILED" } else { "DONE" };
+        assert_eq!(seen[id], ["PROCESSING", expected], "task {i}");
+    }
+}
+
+#[tokio::test]
+async fn stopping_the_api_closes_websockets_with_going_away() {
+    let mut app = TestApp::spawn().await;
+    let mut ws = app.ws().await;
+
+    app.stop_api().await.expect("the API stops cleanly");
+
+    assert_eq!(
+        ws.next().await,
+        taskflow_tests::ws::Received::Closed(Some(1001))
+    );
+}

@@ -1,0 +1,116 @@
+//! A WebSocket client for tests: reads status events and waits for the one a test expects.
+
+use futures_util::StreamExt as _;
+use serde_json::Value;
+use taskflow_core::domain::{TaskId, TaskStatus};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use crate::EVENT_TIMEOUT;
+
+pub struct WsClient {
+    stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+/// What the server sent, parsed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Received {
+    Event(Value),
+    Closed(Option<u16>),
+}
+
+impl WsClient {
+    pub async fn connect(url: &str) -> Self {
+        let (stream, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .unwrap_or_else(|err| panic!("connecting to {url}: {err}"));
+        Self { stream }
+    }
+
+    /// The next JSON message or the close, within the timeout; panics on silence.
+    pub async fn next(&mut self) -> Received {
+        self.next_within(EVENT_TIMEOUT)
+            .await
+            .expect("no WebSocket message within the timeout")
+    }
+
+    /// The next JSON message or the close, or `None` if nothing came within `timeout`.
+    pub async fn next_within(&mut self, timeout: std::time::Duration) -> Option<Received> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let message = match tokio::time::timeout_at(deadline, self.stream.next()).await {
+                Err(_) => return None,
+                Ok(None) => return Some(Received::Closed(None)),
+                Ok(Some(Err(err))) => panic!("WebSocket error: {err}"),
+                Ok(Some(Ok(message))) => message,
+            };
+            match message {
+                Message::Text(text) => {
+                    let value = serde_json::from_str(text.as_str())
+                        .unwrap_or_else(|_| panic!("a JSON WebSocket message, got {text}"));
+                    return Some(Received::Event(value));
+                }
+                Message::Close(frame) => {
+                    return Some(Received::Closed(frame.map(|frame| frame.code.into())));
+                }
+                _ => continue,
+            }
+        }
+    }
+
+    /// Reads events until one for `task_id` with `status` arrives; returns it and every event
+    /// for that task seen on the way (including it).
+    pub async fn wait_for(&mut self, task_id: TaskId, status: TaskStatus) -> Vec<Value> {
+        let mut seen = Vec::new();
+        loop {
+            match self.next().await {
+                Received::Event(event) => {
+                    if event["task_id"] == task_id.to_string() {
+                        seen.push(event.clone());
+                        if event["status"] == status.as_str() {
+                            return seen;
+                        }
+                    }
+                }
+                Received::Closed(code) => {
+                    panic!("WebSocket closed ({code:?}) while waiting for {task_id} {status}")
+                }
+            }
+        }
+    }
+}
+
+impl WsClient {
+    /// Reads events until every task in `ids` has had a terminal one; returns the statuses seen
+    /// for each task, in order of arrival.
+    pub async fn statuses_until_finished(
+        &mut self,
+        ids: &[TaskId],
+    ) -> std::collections::HashMap<TaskId, Vec<String>> {
+        let mut seen: std::collections::HashMap<TaskId, Vec<String>> =
+            std::collections::HashMap::new();
+        let finished = |seen: &std::collections::HashMap<TaskId, Vec<String>>| {
+            ids.iter().all(|id| {
+                seen.get(id)
+                    .is_some_and(|statuses| statuses.iter().any(|s| s == "DONE" || s == "FAILED"))
+            })
+        };
+        while !finished(&seen) {
+            match self.next().await {
+                Received::Event(event) => {
+                    let Some(id) = event["task_id"].as_str().and_then(|id| id.parse().ok()) else {
+                        continue;
+                    };
+                    if ids.contains(&id) {
+                        seen.entry(id)
+                            .or_default()
+                            .push(event["status"].as_str().unwrap_or_default().to_owned());
+                    }
+                }
+                Received::Closed(code) => panic!("WebSocket closed ({code:?}) while waiting"),
+            }
+        }
+        seen
+    }
+}
