@@ -31,6 +31,7 @@ async fn run(command: &str) -> anyhow::Result<()> {
                 .await
         }
         "migrate" => {
+            taskflow_core::db::create_database_if_missing(&settings.db).await?;
             let pool = taskflow_core::db::connect(&settings.db).await?;
             let applied = taskflow_core::db::migrate(&pool).await?;
             tracing::info!(?applied, "migrations applied");

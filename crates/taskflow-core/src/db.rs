@@ -30,6 +30,32 @@ pub async fn connect(settings: &DbSettings) -> anyhow::Result<MySqlPool> {
     .await
 }
 
+/// Creates the database `DB_URL` names if it does not exist yet, so a fresh server needs no
+/// manual step before `migrate`.
+pub async fn create_database_if_missing(settings: &DbSettings) -> anyhow::Result<()> {
+    let options = MySqlConnectOptions::from_str(&settings.url).context("parsing DB_URL")?;
+    let Some(database) = options.get_database().map(str::to_owned) else {
+        anyhow::bail!("DB_URL names no database");
+    };
+    if database.contains('`') {
+        anyhow::bail!("the database name in DB_URL contains a backquote");
+    }
+    // Every account can open information_schema, whatever it was granted.
+    let server_options = options.clone().database("information_schema");
+    let mut server = retry_connect("MySQL", settings.connect, || {
+        MySqlConnection::connect_with(&server_options)
+    })
+    .await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "CREATE DATABASE IF NOT EXISTS `{database}` CHARACTER SET utf8mb4"
+    )))
+    .execute(&mut server)
+    .await
+    .with_context(|| format!("creating database {database}"))?;
+    server.close().await.context("closing the connection")?;
+    Ok(())
+}
+
 /// Applies every migration in `migrations/` that the database has not seen yet. The one
 /// function behind `cargo xtask migrate`, `taskflow-api migrate` and the test harness.
 pub async fn migrate(pool: &MySqlPool) -> anyhow::Result<Vec<String>> {
