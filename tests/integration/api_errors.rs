@@ -27,7 +27,7 @@ fn no_worker() -> Options {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_or_invalid_task_bodies_are_refused_with_the_error_envelope() {
     let app = TestApp::spawn_with(no_worker()).await;
     let cases: Vec<(&str, String, StatusCode, &str, Option<&str>)> = vec![
@@ -120,7 +120,7 @@ async fn malformed_or_invalid_task_bodies_are_refused_with_the_error_envelope() 
     assert_eq!(tasks, json!([]), "no refused request created a task");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_title_of_exactly_255_characters_is_accepted() {
     let app = TestApp::spawn_with(no_worker()).await;
     let title = "é".repeat(255);
@@ -132,7 +132,7 @@ async fn a_title_of_exactly_255_characters_is_accepted() {
     assert_eq!(body["payload"], serde_json::Value::Null);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_that_is_not_json_is_refused_with_415() {
     let app = TestApp::spawn_with(no_worker()).await;
 
@@ -152,7 +152,7 @@ async fn a_body_that_is_not_json_is_refused_with_415() {
     assert_eq!(status, StatusCode::CREATED, "a charset parameter is fine");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_over_the_limit_is_refused_with_413_and_the_api_keeps_serving() {
     let app = TestApp::spawn_with(no_worker()).await;
     let limit = app.settings.api.max_body_bytes;
@@ -166,7 +166,7 @@ async fn a_body_over_the_limit_is_refused_with_413_and_the_api_keeps_serving() {
     assert_eq!(status, StatusCode::CREATED);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn task_ids_that_are_not_uuids_get_400_and_unknown_ones_404() {
     let app = TestApp::spawn_with(no_worker()).await;
 
@@ -186,7 +186,7 @@ fn uuid_like() -> String {
     taskflow_core::domain::TaskId::new().to_string()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_routes_and_methods_get_the_error_envelope() {
     let app = TestApp::spawn_with(no_worker()).await;
 
@@ -200,7 +200,7 @@ async fn unknown_routes_and_methods_get_the_error_envelope() {
     assert!(body["error"]["code"].is_string(), "{body}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_listing_parameters_get_400_naming_the_parameter() {
     let app = TestApp::spawn_with(no_worker()).await;
 
@@ -219,7 +219,7 @@ async fn bad_listing_parameters_get_400_naming_the_parameter() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_listing_pages_newest_first_with_a_cursor_and_filters_by_status() {
     let app = TestApp::spawn_with(no_worker()).await;
     let mut created = Vec::new();
@@ -252,7 +252,7 @@ async fn the_listing_pages_newest_first_with_a_cursor_and_filters_by_status() {
     assert_eq!(seen, expected);
 
     // Move one task along and filter.
-    taskflow_core::db::mark_processing(&app.pool, created[1])
+    taskflow_core::db::start_attempt(&app.pool, created[1], "test")
         .await
         .unwrap();
     let (_, _, processing) = app.get("/tasks?status=PROCESSING").await;
@@ -266,7 +266,7 @@ async fn the_listing_pages_newest_first_with_a_cursor_and_filters_by_status() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn healthz_reports_every_dependency_up() {
     let app = TestApp::spawn_with(no_worker()).await;
 
@@ -286,7 +286,7 @@ async fn healthz_reports_every_dependency_up() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cors_preflight_is_answered_for_the_dashboard() {
     let app = TestApp::spawn_with(no_worker()).await;
 

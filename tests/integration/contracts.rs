@@ -8,7 +8,7 @@ use serde_json::json;
 use taskflow_core::domain::TaskStatus;
 use taskflow_tests::{Options, TestApp};
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rest_answers_keep_their_shape() {
     let app = TestApp::spawn().await;
     let mut ws = app.ws().await;
@@ -28,7 +28,8 @@ async fn the_rest_answers_keep_their_shape() {
     let id = created["task_id"].as_str().unwrap().parse().unwrap();
     ws.wait_for(id, TaskStatus::Done).await;
     assert_json_snapshot!("get_task_done", app.get_task(id).await, {
-        ".task_id" => "[uuid]", ".created_at" => "[time]", ".updated_at" => "[time]", ".finished_at" => "[time]"
+        ".task_id" => "[uuid]", ".created_at" => "[time]", ".updated_at" => "[time]", ".finished_at" => "[time]",
+        ".attempts[].started_at" => "[time]", ".attempts[].finished_at" => "[time]", ".attempts[].worker" => "[worker]"
     });
 
     let (_, _, list) = app.get("/tasks").await;
@@ -40,7 +41,7 @@ async fn the_rest_answers_keep_their_shape() {
     assert_json_snapshot!("error_envelope", body);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_status_event_keeps_its_shape() {
     let app = TestApp::spawn().await;
     let mut ws = app.ws().await;
@@ -53,7 +54,7 @@ async fn the_status_event_keeps_its_shape() {
     });
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_task_created_message_keeps_its_shape() {
     let app = TestApp::spawn_with(Options {
         no_worker: true,

@@ -14,7 +14,7 @@ fn statuses(events: &[serde_json::Value]) -> Vec<&str> {
         .collect()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_with_a_message_is_seen_processing_then_done_over_the_websocket() {
     // Arrange
     let app = TestApp::spawn().await;
@@ -42,7 +42,7 @@ async fn a_task_with_a_message_is_seen_processing_then_done_over_the_websocket()
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_without_a_message_fails_with_a_reason() {
     let app = TestApp::spawn().await;
     let mut ws = app.ws().await;
@@ -57,7 +57,7 @@ async fn a_task_without_a_message_fails_with_a_reason() {
     assert!(task["finished_at"].is_string());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_with_a_null_payload_fails() {
     let app = TestApp::spawn().await;
     let mut ws = app.ws().await;
@@ -72,7 +72,7 @@ async fn a_task_with_a_null_payload_fails() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_websocket_client_receives_every_event() {
     let app = TestApp::spawn().await;
     let mut first = app.ws().await;
@@ -91,7 +91,7 @@ async fn every_websocket_client_receives_every_event() {
 /// Publishes `message` again for a finished task, then a sentinel task. With a prefetch of 1 the
 /// worker handles deliveries one after the other, so once the sentinel is DONE the duplicate has
 /// been handled, and no event for it may have been seen.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_duplicate_message_for_a_finished_task_changes_nothing_and_announces_nothing() {
     let app = TestApp::spawn_with(Options {
         vars: vec![("WORKER_PREFETCH", "1".to_owned())],
@@ -132,7 +132,7 @@ async fn a_duplicate_message_for_a_finished_task_changes_nothing_and_announces_n
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_redelivered_after_a_worker_died_mid_task_finishes_it_once() {
     // Arrange: the task was marked PROCESSING by a worker that died before finishing it.
     let mut app = TestApp::spawn_with(Options {
@@ -144,7 +144,7 @@ async fn a_message_redelivered_after_a_worker_died_mid_task_finishes_it_once() {
     let id = app
         .create_task("resumed", json!({"message": "resumed"}))
         .await;
-    taskflow_core::db::mark_processing(&app.pool, id)
+    taskflow_core::db::start_attempt(&app.pool, id, "a worker that died")
         .await
         .unwrap();
 
@@ -157,7 +157,7 @@ async fn a_message_redelivered_after_a_worker_died_mid_task_finishes_it_once() {
     assert_eq!(app.stored_status(id).await, TaskStatus::Done);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poison_messages_do_not_stop_the_processing_of_later_tasks() {
     let app = TestApp::spawn().await;
     let mut ws = app.ws().await;
@@ -186,7 +186,7 @@ async fn poison_messages_do_not_stop_the_processing_of_later_tasks() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_from_the_python_api_is_processed() {
     // The Python API writes the row, then publishes a naive `requested_at`.
     let app = TestApp::spawn().await;
@@ -208,7 +208,7 @@ async fn a_message_from_the_python_api_is_processed() {
     assert_eq!(events.last().unwrap()["message"], "from python");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_tasks_each_make_exactly_one_terminal_transition() {
     let app = TestApp::spawn().await;
     let mut ws = app.ws().await;
@@ -231,7 +231,7 @@ async fn many_tasks_each_make_exactly_one_terminal_transition() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stopping_the_api_closes_websockets_with_going_away() {
     let mut app = TestApp::spawn().await;
     let mut ws = app.ws().await;

@@ -329,6 +329,11 @@ impl Drop for TestApp {
                 .build()?;
             runtime.block_on(async move {
                 let admin = MySqlPool::connect(&admin_url).await?;
+                // The components are stopping on the test's runtime; their transactions end
+                // soon. Wait for their locks a while, never forever.
+                sqlx::query("SET SESSION lock_wait_timeout = 20")
+                    .execute(&admin)
+                    .await?;
                 sqlx::query(sqlx::AssertSqlSafe(format!(
                     "DROP DATABASE IF EXISTS `{database}`"
                 )))

@@ -4,7 +4,8 @@
 //! `{"error": {"code": "...", "message": "...", "field": "..."?}}`.
 //! Status codes: malformed requests (bad JSON syntax, ids, cursors, query parameters) get 400;
 //! well-formed JSON whose content breaks a rule (wrong type, missing or too long title, payload
-//! not an object) gets 422. Internal causes are logged here, once, and never sent to the client.
+//! not an object) gets 422; an action the resource's state does not allow gets 409. Internal
+//! causes are logged here, once, and never sent to the client.
 
 use salvo::http::StatusCode;
 use salvo::prelude::*;
@@ -26,6 +27,9 @@ pub enum ApiError {
     },
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// The request is valid but the resource is not in a state that allows it.
+    #[error("{0}")]
+    Conflict(String),
     #[error("request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("content type must be application/json")]
@@ -55,6 +59,7 @@ impl ApiError {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -66,6 +71,7 @@ impl ApiError {
             Self::BadRequest { .. } => "bad_request",
             Self::Validation { .. } => "validation_failed",
             Self::NotFound(_) => "not_found",
+            Self::Conflict(_) => "conflict",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::Internal(_) => "internal_error",

@@ -1,5 +1,6 @@
 //! `/healthz`: a real round trip to MySQL, RabbitMQ and Redis, each with a short timeout.
-//! 200 when all three answer, 503 with a per-component report when one does not.
+//! 200 when all three answer, 503 with a per-component report when one does not, and 503
+//! `draining` once shutdown has begun.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -34,20 +35,24 @@ async fn healthz(depot: &mut Depot, res: &mut Response) {
     let state = AppState::from_depot(depot);
     let (mysql, rabbitmq, redis) = tokio::join!(
         check("mysql", taskflow_core::db::ping(&state.pool)),
-        check("rabbitmq", state.ping_broker()),
+        check("rabbitmq", state.broker.ping()),
         check("redis", state.statuses.ping()),
     );
     let components = BTreeMap::from([mysql, rabbitmq, redis]);
     let healthy = components.values().all(|c| c.error.is_none());
-    res.status_code(if healthy {
+    let status = if state.is_draining() {
+        "draining"
+    } else if healthy {
+        "ok"
+    } else {
+        "unavailable"
+    };
+    res.status_code(if status == "ok" {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     });
-    res.render(Json(Health {
-        status: if healthy { "ok" } else { "unavailable" },
-        components,
-    }));
+    res.render(Json(Health { status, components }));
 }
 
 async fn check(

@@ -4,6 +4,7 @@
 //! to the services and binds the port (0 picks a free one), [`Api::run`] serves until the
 //! shutdown future resolves.
 
+mod dispatch;
 mod error;
 mod health;
 mod state;
@@ -21,7 +22,7 @@ use salvo::conn::tcp::TcpAcceptor;
 use salvo::cors::{AllowHeaders, AllowMethods, AllowOrigin, Cors};
 use salvo::http::Method;
 use salvo::prelude::*;
-use taskflow_core::amqp::{self, TaskPublisher};
+use taskflow_core::amqp::Broker;
 use taskflow_core::config::{ApiSettings, Settings};
 use taskflow_core::db;
 use taskflow_core::status_bus::StatusPublisher;
@@ -32,36 +33,47 @@ pub use tasks::NEXT_CURSOR_HEADER;
 use crate::state::AppState;
 use crate::ws::Hub;
 
-/// How long in-flight requests get to finish once shutdown starts.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// A connected, bound API that has not started serving yet.
 pub struct Api {
     acceptor: TcpAcceptor,
     local_addr: SocketAddr,
     service: Service,
     state: Arc<AppState>,
-    close_clients: watch::Sender<bool>,
-    relay: tokio::task::JoinHandle<()>,
+    /// Set to true at shutdown: closes WebSocket clients and stops the background loops.
+    stopping: watch::Sender<bool>,
+    background: Vec<tokio::task::JoinHandle<()>>,
+    /// Deletes confirmed outbox rows; finishes its queue after the server stops.
+    delete_sent: tokio::task::JoinHandle<()>,
 }
 
 impl Api {
     /// Connects to MySQL, RabbitMQ and Redis, declares the broker topology, subscribes to status
-    /// events and binds `API_HOST:API_PORT`.
+    /// events, starts the outbox relay and binds `API_HOST:API_PORT`.
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
         let pool = db::connect(&settings.db).await?;
-        let broker = amqp::connect(&settings.amqp).await?;
-        let publisher = TaskPublisher::new(&broker, &settings.amqp).await?;
+        let broker = Arc::new(Broker::connect(&settings.amqp).await?);
         let statuses = StatusPublisher::connect(&settings.redis).await?;
-        let (hub, close_clients, relay) = Hub::start(settings.redis.clone(), &settings.api).await;
-        let state = Arc::new(AppState {
-            settings: settings.api.clone(),
+        let (stopping, _) = watch::channel(false);
+        let (hub, relay_events) =
+            Hub::start(settings.redis.clone(), &settings.api, stopping.subscribe()).await;
+        let (sent, to_delete) = tokio::sync::mpsc::unbounded_channel();
+        let delete_sent = tokio::spawn(dispatch::delete_sent(pool.clone(), to_delete));
+        let relay_outbox = tokio::spawn(dispatch::relay(
+            pool.clone(),
+            broker.clone(),
+            settings.recovery,
+            settings.api.publish_timeout,
+            stopping.subscribe(),
+        ));
+        let state = Arc::new(AppState::new(
+            settings.api.clone(),
+            settings.recovery,
             pool,
             broker,
-            publisher,
             statuses,
             hub,
-        });
+            sent,
+        ));
 
         let address = format!("{}:{}", settings.api.host, settings.api.port);
         let listener = tokio::net::TcpListener::bind(&address)
@@ -74,8 +86,9 @@ impl Api {
             local_addr,
             service: service(state.clone()),
             state,
-            close_clients,
-            relay,
+            stopping,
+            background: vec![relay_events, relay_outbox],
+            delete_sent,
         })
     }
 
@@ -83,25 +96,42 @@ impl Api {
         self.local_addr
     }
 
-    /// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests finish,
-    /// and closes every WebSocket with 1001.
+    /// Serves until `shutdown` resolves. Then `/healthz` reports draining for
+    /// `SHUTDOWN_DELAY_MS` (so load balancers stop sending requests), the listener closes,
+    /// in-flight requests get `SHUTDOWN_TIMEOUT_SECONDS` to finish, and every WebSocket is
+    /// closed with 1001.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let server = Server::new(self.acceptor);
         let handle = server.handle();
-        let close_clients = self.close_clients;
+        let state = self.state.clone();
+        let stopping = self.stopping.clone();
         tokio::spawn(async move {
             shutdown.await;
-            tracing::info!("shutting down: draining requests and closing WebSockets");
-            let _ = close_clients.send(true);
-            handle.stop_graceful(DRAIN_TIMEOUT);
+            tracing::info!("shutting down: draining");
+            state.start_draining();
+            tokio::time::sleep(state.settings.shutdown_delay).await;
+            let _ = stopping.send(true);
+            handle.stop_graceful(state.settings.shutdown_timeout);
         });
         tracing::info!(address = %self.local_addr, "API listening");
         server.serve(self.service).await;
-        self.relay.abort();
-        self.state.pool.close().await;
+
+        let _ = self.stopping.send(true);
+        for task in self.background {
+            let _ = task.await;
+        }
+        // The last sender of confirmed ids goes with the state: the deleter then finishes.
+        drop(self.state);
+        if tokio::time::timeout(Duration::from_secs(5), self.delete_sent)
+            .await
+            .is_err()
+        {
+            tracing::warn!("outbox clean-up did not finish; the relay will republish those rows");
+        }
+        tracing::info!("API stopped");
         Ok(())
     }
 }

@@ -1,26 +1,52 @@
 //! What every handler shares, handed to them through the Depot.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use anyhow::Context as _;
 use salvo::Depot;
 use sqlx::MySqlPool;
-use taskflow_core::amqp::TaskPublisher;
-use taskflow_core::config::ApiSettings;
+use taskflow_core::amqp::Broker;
+use taskflow_core::config::{ApiSettings, RecoverySettings};
+use taskflow_core::domain::TaskId;
 use taskflow_core::status_bus::StatusPublisher;
+use tokio::sync::mpsc;
 
 use crate::ws::Hub;
 
 pub struct AppState {
     pub settings: ApiSettings,
+    pub recovery: RecoverySettings,
     pub pool: MySqlPool,
-    pub broker: lapin::Connection,
-    pub publisher: TaskPublisher,
+    pub broker: Arc<Broker>,
     pub statuses: StatusPublisher,
     pub hub: Arc<Hub>,
+    /// Ids of tasks whose message the broker confirmed: their outbox rows are deleted in batches.
+    pub sent: mpsc::UnboundedSender<TaskId>,
+    draining: AtomicBool,
 }
 
 impl AppState {
+    pub fn new(
+        settings: ApiSettings,
+        recovery: RecoverySettings,
+        pool: MySqlPool,
+        broker: Arc<Broker>,
+        statuses: StatusPublisher,
+        hub: Arc<Hub>,
+        sent: mpsc::UnboundedSender<TaskId>,
+    ) -> Self {
+        Self {
+            settings,
+            recovery,
+            pool,
+            broker,
+            statuses,
+            hub,
+            sent,
+            draining: AtomicBool::new(false),
+        }
+    }
+
     /// The state injected by the router's `affix_state` hoop; its absence is a wiring bug.
     pub fn from_depot(depot: &Depot) -> &Arc<AppState> {
         depot
@@ -28,17 +54,12 @@ impl AppState {
             .expect("AppState is injected at the router root")
     }
 
-    /// A broker round trip: open and close a channel.
-    pub async fn ping_broker(&self) -> anyhow::Result<()> {
-        let channel = self
-            .broker
-            .create_channel()
-            .await
-            .context("opening a channel")?;
-        channel
-            .close(200, "health check".into())
-            .await
-            .context("closing the channel")?;
-        Ok(())
+    /// Shutdown has begun: `/healthz` says so, so load balancers stop sending requests.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
     }
 }

@@ -5,10 +5,11 @@ use salvo::http::header::{HeaderValue, LINK};
 use salvo::http::mime;
 use salvo::prelude::*;
 use serde_json::Value;
-use taskflow_core::contract::TaskCreated;
-use taskflow_core::db::{self, Cursor};
+use taskflow_core::contract::{StatusEvent, TaskCreated};
+use taskflow_core::db::{self, Cursor, RetryOutcome};
 use taskflow_core::domain::{Payload, Task, TaskId, TaskStatus, Title, now_micros};
 
+use crate::dispatch;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -21,10 +22,15 @@ pub fn router() -> Router {
     Router::with_path("tasks")
         .post(create_task)
         .get(list_tasks)
-        .push(Router::with_path("{task_id}").get(get_task))
+        .push(
+            Router::with_path("{task_id}")
+                .get(get_task)
+                .push(Router::with_path("retry").post(retry_task)),
+        )
 }
 
-/// `POST /tasks`: insert the task as PENDING, publish `task.created`, answer 201 with the task.
+/// `POST /tasks`: insert the task as PENDING with its message in the outbox (one transaction),
+/// publish the message, answer 201 with the task. A failed publish is left to the relay.
 #[handler]
 async fn create_task(
     req: &mut Request,
@@ -54,23 +60,20 @@ async fn create_task(
         finished_at: None,
         message: None,
     };
-    db::insert_task(&state.pool, &task).await?;
     let message = TaskCreated {
         task_id: task.task_id,
         payload: task.payload.to_value(),
         requested_at: now,
     };
-    if let Err(err) = state.publisher.publish(&message).await {
-        // The task is stored; answering 500 would invite a duplicate from a retrying client.
-        tracing::error!(task_id = %task.task_id, error = format!("{err:#}"), "task stored but not dispatched");
-    }
+    db::create_task(&state.pool, &task, &message, state.recovery.outbox_grace).await?;
+    dispatch::publish_after_commit(state, &message).await;
     tracing::info!(task_id = %task.task_id, status = %task.status, "task created");
     res.status_code(StatusCode::CREATED);
     res.render(Json(task));
     Ok(())
 }
 
-/// `GET /tasks/{task_id}`.
+/// `GET /tasks/{task_id}`: the task and its attempts.
 #[handler]
 async fn get_task(
     req: &mut Request,
@@ -78,15 +81,59 @@ async fn get_task(
     res: &mut Response,
 ) -> Result<(), ApiError> {
     let state = AppState::from_depot(depot);
-    let raw = req.param::<String>("task_id").unwrap_or_default();
-    let id: TaskId = raw
-        .parse()
-        .map_err(|err| ApiError::bad_request(format!("{err}"), Some("task_id")))?;
-    let task = db::get_task(&state.pool, id)
+    let id = task_id_param(req)?;
+    let task = db::get_task_detail(&state.pool, id)
         .await?
         .ok_or(ApiError::NotFound("task"))?;
     res.render(Json(task));
     Ok(())
+}
+
+/// `POST /tasks/{task_id}/retry`: an operator's replay of a FAILED task, after a fix. The task
+/// becomes PENDING (announced like any status change) and is dispatched again; 409 if it is not
+/// FAILED.
+#[handler]
+async fn retry_task(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+) -> Result<(), ApiError> {
+    let state = AppState::from_depot(depot);
+    let id = task_id_param(req)?;
+    let task = match db::retry_task(&state.pool, id, state.recovery.outbox_grace).await? {
+        RetryOutcome::Retried(task) => task,
+        RetryOutcome::NotFailed(status) => {
+            return Err(ApiError::Conflict(format!(
+                "only FAILED tasks can be retried; this one is {status}"
+            )));
+        }
+        RetryOutcome::NotFound => return Err(ApiError::NotFound("task")),
+    };
+    let event = StatusEvent {
+        task_id: id,
+        status: task.status,
+        updated_at: task.updated_at,
+        message: None,
+    };
+    if let Err(err) = state.statuses.publish(&event).await {
+        tracing::warn!(task_id = %id, error = format!("{err:#}"), "status change not announced");
+    }
+    let message = TaskCreated {
+        task_id: id,
+        payload: task.payload.to_value(),
+        requested_at: task.updated_at,
+    };
+    dispatch::publish_after_commit(state, &message).await;
+    tracing::info!(task_id = %id, "task retried by an operator");
+    res.render(Json(task));
+    Ok(())
+}
+
+fn task_id_param(req: &Request) -> Result<TaskId, ApiError> {
+    req.param::<String>("task_id")
+        .unwrap_or_default()
+        .parse()
+        .map_err(|err| ApiError::bad_request(format!("{err}"), Some("task_id")))
 }
 
 /// `GET /tasks?limit=&status=&before=`: a JSON array, newest first. When more tasks follow, the

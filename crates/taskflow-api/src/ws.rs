@@ -31,13 +31,14 @@ pub struct Hub {
 
 impl Hub {
     /// Starts the Redis relay and returns once it is subscribed (or after `SUBSCRIBE_WAIT`, with
-    /// the relay still trying), with the hub, the sender that closes every client, and the relay.
+    /// the relay still trying), with the hub and the relay's task. Clients are closed, and the
+    /// relay stops, when `closing` turns true.
     pub async fn start(
         redis: RedisSettings,
         settings: &ApiSettings,
-    ) -> (Arc<Self>, watch::Sender<bool>, tokio::task::JoinHandle<()>) {
+        closing: watch::Receiver<bool>,
+    ) -> (Arc<Self>, tokio::task::JoinHandle<()>) {
         let (events, _) = broadcast::channel(settings.ws_client_buffer);
-        let (close, closing) = watch::channel(false);
         let (subscribed, is_subscribed) = tokio::sync::oneshot::channel();
         let relay = {
             let events = events.clone();
@@ -74,7 +75,7 @@ impl Hub {
                 "status relay not subscribed yet; WebSocket clients may miss early events"
             );
         }
-        (Arc::new(Self { events, closing }), close, relay)
+        (Arc::new(Self { events, closing }), relay)
     }
 }
 

@@ -5,17 +5,20 @@
 //! use (none), so both implementations can share one broker: declaring a queue with different
 //! arguments would make RabbitMQ refuse the other side's declaration.
 
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
 use anyhow::Context as _;
 use lapin::options::{
     BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
     ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
 };
-use lapin::types::FieldTable;
+use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer, ExchangeKind};
 
 use crate::config::AmqpSettings;
 use crate::connect::retry_connect;
-use crate::contract::TaskCreated;
+use crate::domain::TaskId;
 
 /// AMQP delivery mode 2: the broker writes the message to disk, so a broker restart keeps it.
 const PERSISTENT: u8 = 2;
@@ -67,71 +70,315 @@ pub async fn declare_topology(channel: &Channel, settings: &AmqpSettings) -> any
     Ok(())
 }
 
-/// Publishes `task.created` messages and waits for the broker's confirm of each. One channel is
-/// shared by all requests: confirms are matched to publishes by lapin, so many can be in flight.
-#[derive(Clone)]
-pub struct TaskPublisher {
-    channel: Channel,
-    exchange: String,
-    routing_key: String,
+/// The publishing side of RabbitMQ, shared by everything in a process that publishes: new tasks
+/// (API), retries and dead letters (worker). It keeps one connection with one confirm-mode
+/// channel and reopens them when they die, so a broker restart needs no process restart. While
+/// the broker is unreachable, calls fail fast instead of each waiting for a connect timeout.
+pub struct Broker {
+    settings: AmqpSettings,
+    link: tokio::sync::Mutex<Link>,
 }
 
-impl TaskPublisher {
-    pub async fn new(connection: &Connection, settings: &AmqpSettings) -> anyhow::Result<Self> {
-        let channel = connection
-            .create_channel()
-            .await
-            .context("opening the publish channel")?;
-        declare_topology(&channel, settings).await?;
-        // Publisher confirms: a publish counts only once the broker has taken responsibility.
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await
-            .context("enabling publisher confirms")?;
+#[derive(Default)]
+struct Link {
+    open: Option<OpenLink>,
+    last_failure: Option<Instant>,
+}
+
+struct OpenLink {
+    connection: Connection,
+    channel: Channel,
+    /// Retry queues already declared on this connection.
+    declared: HashSet<String>,
+}
+
+/// After a failed reconnect, calls fail at once for this long rather than all trying again.
+const RECONNECT_PAUSE: Duration = Duration::from_millis(500);
+const RECONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Broker {
+    /// Connects (retrying as `RABBITMQ_CONNECT_*` say) and declares the topology.
+    pub async fn connect(settings: &AmqpSettings) -> anyhow::Result<Self> {
+        let connection = connect(settings).await?;
+        let open = open_link(connection, settings).await?;
         Ok(Self {
-            channel,
-            exchange: settings.exchange.clone(),
-            routing_key: settings.routing_key.clone(),
+            settings: settings.clone(),
+            link: tokio::sync::Mutex::new(Link {
+                open: Some(open),
+                last_failure: None,
+            }),
         })
     }
 
-    /// Publishes one message and returns once the broker confirmed it.
-    pub async fn publish(&self, message: &TaskCreated) -> anyhow::Result<()> {
-        let confirm = self
-            .channel
-            .basic_publish(
-                self.exchange.as_str().into(),
-                self.routing_key.as_str().into(),
-                // Mandatory: an unroutable message (no queue bound) comes back instead of
-                // vanishing, and counts as a failed publish.
-                BasicPublishOptions {
-                    mandatory: true,
-                    ..BasicPublishOptions::default()
-                },
-                &message.to_json(),
-                BasicProperties::default()
-                    .with_content_type("application/json".into())
-                    .with_delivery_mode(PERSISTENT)
-                    .with_message_id(message.task_id.to_string().into()),
+    /// A connected confirm-mode channel, reconnecting if the last one died. When `queue` is
+    /// given, that retry queue is declared first (once per connection).
+    async fn channel(&self, retry_queue: Option<(&str, &FieldTable)>) -> anyhow::Result<Channel> {
+        let mut link = self.link.lock().await;
+        let alive = link
+            .open
+            .as_ref()
+            .is_some_and(|open| open.channel.status().connected());
+        if !alive {
+            if link
+                .last_failure
+                .is_some_and(|failed| failed.elapsed() < RECONNECT_PAUSE)
+            {
+                anyhow::bail!("RabbitMQ is unreachable (reconnect failed moments ago)");
+            }
+            let reopened = async {
+                let connection =
+                    Connection::connect(&self.settings.url, ConnectionProperties::default())
+                        .await
+                        .context("reconnecting to RabbitMQ")?;
+                open_link(connection, &self.settings).await
+            };
+            match tokio::time::timeout(RECONNECT_TIMEOUT, reopened).await {
+                Ok(Ok(open)) => {
+                    tracing::info!("reconnected to RabbitMQ");
+                    if let Some(dead) = link.open.replace(open) {
+                        tokio::spawn(async move {
+                            let _ = dead.connection.close(200, "replaced".into()).await;
+                        });
+                    }
+                    link.last_failure = None;
+                }
+                Ok(Err(err)) => {
+                    link.last_failure = Some(Instant::now());
+                    return Err(err);
+                }
+                Err(_) => {
+                    link.last_failure = Some(Instant::now());
+                    anyhow::bail!("reconnecting to RabbitMQ timed out");
+                }
+            }
+        }
+        let open = link.open.as_mut().expect("connected above");
+        if let Some((queue, arguments)) = retry_queue
+            && !open.declared.contains(queue)
+        {
+            open.channel
+                .queue_declare(
+                    queue.into(),
+                    QueueDeclareOptions::durable(),
+                    arguments.clone(),
+                )
+                .await
+                .with_context(|| format!("declaring queue {queue}"))?;
+            open.declared.insert(queue.to_owned());
+        }
+        Ok(open.channel.clone())
+    }
+
+    /// Publishes a `task.created` message (already serialised) and returns once the broker
+    /// confirmed it, or fails after `PUBLISH_TIMEOUT`-like `timeout`.
+    pub async fn publish_task(
+        &self,
+        task_id: TaskId,
+        body: &[u8],
+        timeout: Duration,
+    ) -> anyhow::Result<()> {
+        let properties = persistent_json().with_message_id(task_id.to_string().into());
+        let publish = async {
+            let channel = self.channel(None).await?;
+            confirmed_publish(
+                &channel,
+                &self.settings.exchange,
+                &self.settings.routing_key,
+                body,
+                properties,
             )
             .await
-            .with_context(|| format!("publishing task.created for {}", message.task_id))?
+        };
+        tokio::time::timeout(timeout, publish)
             .await
-            .with_context(|| format!("awaiting the confirm for {}", message.task_id))?;
-        if confirm.is_nack() {
-            anyhow::bail!("the broker refused task.created for {}", message.task_id);
-        }
-        if confirm.take_message().is_some() {
-            anyhow::bail!(
-                "task.created for {} was returned unroutable: is the queue bound?",
-                message.task_id
-            );
-        }
+            .map_err(|_| anyhow::anyhow!("no confirm from RabbitMQ within {timeout:?}"))?
+            .with_context(|| format!("publishing task.created for {task_id}"))
+    }
+
+    /// Schedules `body` to come back to the task queue after `delay`, as attempt `attempt`, by
+    /// parking it in the retry queue of that attempt: a durable queue without consumers whose
+    /// messages dead-letter back to the task exchange when their per-message TTL expires. One
+    /// queue per attempt keeps the delays in each queue close, so no short delay waits long
+    /// behind a longer one at the head of the queue.
+    pub async fn publish_retry(
+        &self,
+        body: &[u8],
+        headers: FieldTable,
+        attempt: u32,
+        delay: Duration,
+    ) -> anyhow::Result<()> {
+        let queue = format!("{}.retry.{attempt}", self.settings.queue);
+        let mut arguments = FieldTable::default();
+        arguments.insert(
+            "x-dead-letter-exchange".into(),
+            AMQPValue::LongString(self.settings.exchange.as_str().into()),
+        );
+        arguments.insert(
+            "x-dead-letter-routing-key".into(),
+            AMQPValue::LongString(self.settings.routing_key.as_str().into()),
+        );
+        let channel = self.channel(Some((&queue, &arguments))).await?;
+        let properties = persistent_json()
+            .with_headers(headers)
+            .with_expiration(delay.as_millis().max(1).to_string().into());
+        confirmed_publish(&channel, "", &queue, body, properties).await
+    }
+
+    /// Keeps `body` in the dead-letter queue, with `headers` saying why and what was tried.
+    pub async fn dead_letter(&self, body: &[u8], headers: FieldTable) -> anyhow::Result<()> {
+        let queue = self.settings.dead_letter_queue.clone();
+        let channel = self.channel(Some((&queue, &FieldTable::default()))).await?;
+        confirmed_publish(
+            &channel,
+            "",
+            &queue,
+            body,
+            persistent_json().with_headers(headers),
+        )
+        .await
+    }
+
+    /// A broker round trip, for health checks.
+    pub async fn ping(&self) -> anyhow::Result<()> {
+        let channel = self.channel(None).await?;
+        // Passive declare: answered by the broker, changes nothing.
+        channel
+            .exchange_declare(
+                self.settings.exchange.as_str().into(),
+                ExchangeKind::Topic,
+                ExchangeDeclareOptions {
+                    passive: true,
+                    durable: true,
+                    ..ExchangeDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .context("checking the task exchange")?;
         Ok(())
     }
 
-    pub fn is_connected(&self) -> bool {
-        self.channel.status().connected()
+    pub async fn close(&self) {
+        if let Some(open) = self.link.lock().await.open.take() {
+            let _ = open.channel.close(200, "closing".into()).await;
+            let _ = open.connection.close(200, "closing".into()).await;
+        }
+    }
+}
+
+async fn open_link(connection: Connection, settings: &AmqpSettings) -> anyhow::Result<OpenLink> {
+    let channel = connection
+        .create_channel()
+        .await
+        .context("opening the publish channel")?;
+    declare_topology(&channel, settings).await?;
+    // Publisher confirms: a publish counts only once the broker has taken responsibility.
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .context("enabling publisher confirms")?;
+    Ok(OpenLink {
+        connection,
+        channel,
+        declared: HashSet::new(),
+    })
+}
+
+fn persistent_json() -> BasicProperties {
+    BasicProperties::default()
+        .with_content_type("application/json".into())
+        .with_delivery_mode(PERSISTENT)
+}
+
+async fn confirmed_publish(
+    channel: &Channel,
+    exchange: &str,
+    routing_key: &str,
+    body: &[u8],
+    properties: BasicProperties,
+) -> anyhow::Result<()> {
+    let confirm = channel
+        .basic_publish(
+            exchange.into(),
+            routing_key.into(),
+            // Mandatory: an unroutable message (no queue bound) comes back instead of vanishing,
+            // and counts as a failed publish.
+            BasicPublishOptions {
+                mandatory: true,
+                ..BasicPublishOptions::default()
+            },
+            body,
+            properties,
+        )
+        .await
+        .context("publishing")?
+        .await
+        .context("awaiting the publisher confirm")?;
+    if confirm.is_nack() {
+        anyhow::bail!("the broker refused the message");
+    }
+    if confirm.take_message().is_some() {
+        anyhow::bail!("the message was returned unroutable to {exchange}/{routing_key}");
+    }
+    Ok(())
+}
+
+/// Headers TaskFlow adds to the messages it re-publishes: the attempt, the errors met so far,
+/// and (in the dead-letter queue) why the message ended there.
+pub mod headers {
+    use lapin::types::{AMQPValue, FieldArray, FieldTable};
+
+    pub const ATTEMPT: &str = "x-taskflow-attempt";
+    pub const ERRORS: &str = "x-taskflow-errors";
+    pub const REASON: &str = "x-taskflow-reason";
+    /// The attempt history kept with a message is capped, so a long retry chain stays small.
+    const MAX_ERRORS: usize = 20;
+
+    /// The attempt a delivery is (1 when the header is absent, as for a first publish).
+    pub fn attempt(headers: Option<&FieldTable>) -> u32 {
+        let value = headers.and_then(|h| h.inner().get(ATTEMPT));
+        let number = match value {
+            Some(AMQPValue::LongLongInt(n)) => *n,
+            Some(AMQPValue::LongInt(n)) => i64::from(*n),
+            Some(AMQPValue::LongUInt(n)) => i64::from(*n),
+            Some(AMQPValue::ShortInt(n)) => i64::from(*n),
+            Some(AMQPValue::ShortUInt(n)) => i64::from(*n),
+            _ => 1,
+        };
+        u32::try_from(number.max(1)).unwrap_or(1)
+    }
+
+    /// The errors recorded by earlier attempts.
+    pub fn errors(headers: Option<&FieldTable>) -> Vec<String> {
+        match headers.and_then(|h| h.inner().get(ERRORS)) {
+            Some(AMQPValue::FieldArray(array)) => array
+                .as_slice()
+                .iter()
+                .filter_map(|value| match value {
+                    AMQPValue::LongString(text) => {
+                        Some(String::from_utf8_lossy(text.as_bytes()).into_owned())
+                    }
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Headers for attempt `attempt` after `errors`, with `reason` for a dead letter.
+    pub fn build(attempt: u32, errors: &[String], reason: Option<&str>) -> FieldTable {
+        let mut table = FieldTable::default();
+        table.insert(ATTEMPT.into(), AMQPValue::LongLongInt(i64::from(attempt)));
+        let start = errors.len().saturating_sub(MAX_ERRORS);
+        let list: Vec<AMQPValue> = errors[start..]
+            .iter()
+            .map(|error| AMQPValue::LongString(error.as_str().into()))
+            .collect();
+        table.insert(ERRORS.into(), AMQPValue::FieldArray(FieldArray::from(list)));
+        if let Some(reason) = reason {
+            table.insert(REASON.into(), AMQPValue::LongString(reason.into()));
+        }
+        table
     }
 }
 

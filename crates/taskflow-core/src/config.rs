@@ -15,6 +15,8 @@ pub struct Settings {
     pub amqp: AmqpSettings,
     pub redis: RedisSettings,
     pub worker: WorkerSettings,
+    pub retry: RetrySettings,
+    pub recovery: RecoverySettings,
 }
 
 #[derive(Debug, Clone)]
@@ -30,6 +32,14 @@ pub struct ApiSettings {
     /// `WS_CLIENT_BUFFER`: how many events a WebSocket client may fall behind before it is told
     /// to resynchronise instead of holding more memory.
     pub ws_client_buffer: usize,
+    /// `PUBLISH_TIMEOUT_MS`: how long `POST /tasks` waits for the broker's confirm before leaving
+    /// the message to the outbox relay.
+    pub publish_timeout: Duration,
+    /// `SHUTDOWN_DELAY_MS`: on SIGTERM, how long `/healthz` reports draining before the listener
+    /// closes, so a load balancer stops sending requests first.
+    pub shutdown_delay: Duration,
+    /// `SHUTDOWN_TIMEOUT_SECONDS`: how long in-flight requests get to finish.
+    pub shutdown_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -39,6 +49,9 @@ pub struct DbSettings {
     pub url: String,
     /// `DB_MAX_CONNECTIONS`: the connection pool's size.
     pub max_connections: u32,
+    /// `DB_ACQUIRE_TIMEOUT_MS`: how long a query waits for a connection before failing (and, in
+    /// the worker, being retried later).
+    pub acquire_timeout: Duration,
     pub connect: ConnectRetry,
 }
 
@@ -52,6 +65,8 @@ pub struct AmqpSettings {
     pub queue: String,
     /// `TASK_ROUTING_KEY`: the routing key of new tasks and the queue's binding.
     pub routing_key: String,
+    /// `TASK_DEAD_LETTER_QUEUE`: where poison messages and exhausted tasks are kept.
+    pub dead_letter_queue: String,
     pub connect: ConnectRetry,
 }
 
@@ -65,8 +80,56 @@ pub struct RedisSettings {
 
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
-    /// `WORKER_PREFETCH`: unacknowledged deliveries a worker holds, and so processes at once.
+    /// `WORKER_PREFETCH`: unacked deliveries a worker holds, and so processes at once.
     pub prefetch: u16,
+    /// `SHUTDOWN_TIMEOUT_SECONDS`: on SIGTERM, how long tasks in progress get to finish.
+    pub shutdown_timeout: Duration,
+    /// `WORKER_NAME`: recorded with each attempt; defaults to the host name and process id.
+    pub name: String,
+}
+
+/// Retries of transient failures (a dependency unreachable, a timeout): exponential backoff with
+/// jitter, delays kept by RabbitMQ, never by a sleeping consumer.
+#[derive(Debug, Clone, Copy)]
+pub struct RetrySettings {
+    /// `RETRY_MAX_ATTEMPTS`: attempts before the task is FAILED and dead-lettered.
+    pub max_attempts: u32,
+    /// `RETRY_BASE_DELAY_MS`: the delay before the second attempt.
+    pub base_delay: Duration,
+    /// `RETRY_FACTOR`: each further delay is this many times the previous.
+    pub factor: f64,
+    /// `RETRY_MAX_DELAY_MS`: the cap.
+    pub max_delay: Duration,
+}
+
+impl RetrySettings {
+    /// The nominal delay before attempt `next` (2, 3, …), before jitter.
+    pub fn delay_before(&self, next: u32) -> Duration {
+        let exponent = next.saturating_sub(2).min(64) as i32;
+        let delay = self.base_delay.as_secs_f64() * self.factor.powi(exponent);
+        Duration::from_secs_f64(delay.min(self.max_delay.as_secs_f64()))
+    }
+
+    /// The delay with "equal jitter": uniformly in [delay/2, delay], so retries of tasks that
+    /// failed together spread out, and a retry never comes much earlier than planned.
+    /// `unit` is a random number in [0, 1).
+    pub fn jittered_delay_before(&self, next: u32, unit: f64) -> Duration {
+        let delay = self.delay_before(next);
+        delay.mul_f64(0.5 + 0.5 * unit.clamp(0.0, 1.0))
+    }
+}
+
+/// Sweeps that find what the fast paths missed.
+#[derive(Debug, Clone, Copy)]
+pub struct RecoverySettings {
+    /// `OUTBOX_SWEEP_INTERVAL_MS`: how often the relay looks for unpublished tasks.
+    pub sweep_interval: Duration,
+    /// `OUTBOX_GRACE_MS`: how old an outbox row must be before the relay publishes it; the fast
+    /// path normally deletes it well before.
+    pub outbox_grace: Duration,
+    /// `TASK_LEASE_SECONDS`: a task PENDING or PROCESSING without change for this long is
+    /// dispatched again (its message was lost, e.g. by a broker without persistence).
+    pub task_lease: Duration,
 }
 
 /// How often and how patiently to try a first connection at start-up
@@ -117,6 +180,9 @@ impl Settings {
                     .collect(),
                 max_body_bytes: env.parse("MAX_BODY_BYTES", 1024 * 1024)?,
                 ws_client_buffer: env.positive("WS_CLIENT_BUFFER", 1024)?,
+                publish_timeout: env.millis("PUBLISH_TIMEOUT_MS", 5_000)?,
+                shutdown_delay: env.millis("SHUTDOWN_DELAY_MS", 0)?,
+                shutdown_timeout: env.seconds("SHUTDOWN_TIMEOUT_SECONDS", 30)?,
             },
             db: DbSettings {
                 url: normalize_db_url(&env.string(
@@ -125,6 +191,7 @@ impl Settings {
                 ))
                 .map_err(|reason| env.invalid("DB_URL", reason))?,
                 max_connections: env.positive("DB_MAX_CONNECTIONS", 16)?,
+                acquire_timeout: env.millis("DB_ACQUIRE_TIMEOUT_MS", 5_000)?,
                 connect: env.connect_retry("DB_CONNECT_ATTEMPTS", "DB_CONNECT_BACKOFF")?,
             },
             amqp: AmqpSettings {
@@ -132,6 +199,7 @@ impl Settings {
                 exchange: env.string("TASK_EXCHANGE", "task.topic"),
                 queue: env.string("TASK_QUEUE", "task.created"),
                 routing_key: env.string("TASK_ROUTING_KEY", "task.created"),
+                dead_letter_queue: env.string("TASK_DEAD_LETTER_QUEUE", "task.dead-letter"),
                 connect: env
                     .connect_retry("RABBITMQ_CONNECT_ATTEMPTS", "RABBITMQ_CONNECT_BACKOFF")?,
             },
@@ -141,6 +209,19 @@ impl Settings {
             },
             worker: WorkerSettings {
                 prefetch: env.positive("WORKER_PREFETCH", 8)?,
+                shutdown_timeout: env.seconds("SHUTDOWN_TIMEOUT_SECONDS", 30)?,
+                name: env.string("WORKER_NAME", &default_worker_name()),
+            },
+            retry: RetrySettings {
+                max_attempts: env.positive("RETRY_MAX_ATTEMPTS", 5)?,
+                base_delay: env.millis("RETRY_BASE_DELAY_MS", 1_000)?,
+                factor: env.parse("RETRY_FACTOR", 2.0)?,
+                max_delay: env.millis("RETRY_MAX_DELAY_MS", 60_000)?,
+            },
+            recovery: RecoverySettings {
+                sweep_interval: env.millis("OUTBOX_SWEEP_INTERVAL_MS", 1_000)?,
+                outbox_grace: env.millis("OUTBOX_GRACE_MS", 5_000)?,
+                task_lease: env.seconds("TASK_LEASE_SECONDS", 300)?,
             },
         })
     }
@@ -157,6 +238,15 @@ pub fn normalize_db_url(raw: &str) -> Result<String, String> {
         return Err(format!("unsupported scheme `{scheme}` (expected mysql://)"));
     }
     Ok(format!("mysql://{rest}"))
+}
+
+fn default_worker_name() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|name| name.trim().to_owned())
+        .ok()
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "worker".to_owned());
+    format!("{host}-{}", std::process::id())
 }
 
 struct Env<'a>(&'a HashMap<String, String>);
@@ -191,6 +281,14 @@ impl Env<'_> {
             return Err(self.invalid(name, "must be greater than 0".to_owned()));
         }
         Ok(value)
+    }
+
+    fn millis(&self, name: &'static str, default: u64) -> Result<Duration, ConfigError> {
+        self.parse(name, default).map(Duration::from_millis)
+    }
+
+    fn seconds(&self, name: &'static str, default: u64) -> Result<Duration, ConfigError> {
+        self.parse(name, default).map(Duration::from_secs)
     }
 
     fn connect_retry(
@@ -260,6 +358,24 @@ mod tests {
         assert_eq!(err.variable, "DB_URL");
         let err = Settings::from_vars(&vars(&[("DB_CONNECT_BACKOFF", "-1")])).unwrap_err();
         assert_eq!(err.variable, "DB_CONNECT_BACKOFF");
+    }
+
+    #[test]
+    fn retry_delays_grow_by_the_factor_up_to_the_cap_with_bounded_jitter() {
+        let retry = RetrySettings {
+            max_attempts: 5,
+            base_delay: Duration::from_millis(100),
+            factor: 3.0,
+            max_delay: Duration::from_millis(500),
+        };
+        assert_eq!(retry.delay_before(2), Duration::from_millis(100));
+        assert_eq!(retry.delay_before(3), Duration::from_millis(300));
+        assert_eq!(retry.delay_before(4), Duration::from_millis(500));
+        assert_eq!(
+            retry.jittered_delay_before(3, 0.0),
+            Duration::from_millis(150)
+        );
+        assert_eq!(retry.jittered_delay_before(3, 0.999_999).as_millis(), 299);
     }
 
     #[test]

@@ -92,6 +92,11 @@ impl Payload {
         Self(None)
     }
 
+    /// A top-level field of the payload.
+    pub fn get(&self, field: &str) -> Option<&serde_json::Value> {
+        self.0.as_ref()?.get(field)
+    }
+
     /// The `message` field the worker turns into the task's result, if the payload has one.
     /// A message that is not a string is used as its JSON text.
     pub fn message(&self) -> Option<String> {
@@ -154,13 +159,17 @@ impl TaskStatus {
         matches!(self, Self::Done | Self::Failed)
     }
 
-    /// Whether a task may move from `self` to `next`.
+    /// Whether a task may move from `self` to `next`. A PENDING task fails directly when it is
+    /// dead-lettered before any attempt could start; a FAILED task becomes PENDING again only
+    /// when an operator retries it.
     pub fn can_become(&self, next: TaskStatus) -> bool {
         matches!(
             (self, next),
             (Self::Pending, Self::Processing)
+                | (Self::Pending, Self::Failed)
                 | (Self::Processing, Self::Done)
                 | (Self::Processing, Self::Failed)
+                | (Self::Failed, Self::Pending)
         )
     }
 }
@@ -194,6 +203,56 @@ pub struct Task {
     pub finished_at: Option<DateTime<Utc>>,
     /// The payload's message once DONE, the failure reason once FAILED.
     pub message: Option<String>,
+}
+
+/// How one processing attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum AttemptOutcome {
+    Done,
+    Failed,
+    /// A transient failure: the task was scheduled to be tried again.
+    Retry,
+}
+
+impl AttemptOutcome {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Done => "DONE",
+            Self::Failed => "FAILED",
+            Self::Retry => "RETRY",
+        }
+    }
+}
+
+impl FromStr for AttemptOutcome {
+    type Err = DomainError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [Self::Done, Self::Failed, Self::Retry]
+            .into_iter()
+            .find(|outcome| outcome.as_str() == s)
+            .ok_or_else(|| DomainError::InvalidStatus(s.chars().take(32).collect()))
+    }
+}
+
+/// One processing attempt of a task, for its timeline.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Attempt {
+    pub attempt: u32,
+    pub worker: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub outcome: Option<AttemptOutcome>,
+    pub error: Option<String>,
+}
+
+/// A task with its attempts, as `GET /tasks/{task_id}` returns it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TaskDetail {
+    #[serde(flatten)]
+    pub task: Task,
+    pub attempts: Vec<Attempt>,
 }
 
 /// Why a value is not a valid part of a task. The messages are safe to show to API clients.
@@ -263,11 +322,12 @@ mod tests {
         }
 
         #[test]
-        fn status_walks_only_move_forward_and_end_at_a_terminal_state(
-            walk in prop::collection::vec(0usize..4, 1..8)
+        fn every_legal_walk_is_a_sequence_of_runs_that_each_end_at_most_once(
+            walk in prop::collection::vec(0usize..4, 1..12)
         ) {
-            // Follow only the legal steps of a random walk: whatever the order, the path is a
-            // prefix of PENDING → PROCESSING → DONE|FAILED and never leaves a terminal state.
+            // Follow only the legal steps of a random walk. Whatever the order, the path splits
+            // into runs PENDING [→ PROCESSING] [→ DONE|FAILED], a new run starting only after
+            // FAILED (an operator's retry), and nothing ever follows DONE.
             let mut path = vec![TaskStatus::Pending];
             for next in walk.into_iter().map(|i| TaskStatus::ALL[i]) {
                 let current = *path.last().unwrap();
@@ -275,19 +335,32 @@ mod tests {
                     path.push(next);
                 }
             }
-            prop_assert!(path.len() <= 3);
-            for (i, status) in path.iter().enumerate() {
-                prop_assert_eq!(status.is_terminal(), i == 2);
+            for pair in path.windows(2) {
+                let (from, to) = (pair[0], pair[1]);
+                prop_assert!(from != TaskStatus::Done, "nothing follows DONE: {:?}", path);
+                prop_assert!(from != to);
+                if to == TaskStatus::Pending {
+                    prop_assert_eq!(from, TaskStatus::Failed);
+                }
+                if to == TaskStatus::Processing {
+                    prop_assert_eq!(from, TaskStatus::Pending);
+                }
+                if to.is_terminal() {
+                    prop_assert!(!from.is_terminal());
+                }
             }
         }
     }
 
     #[test]
-    fn a_terminal_status_can_become_nothing() {
-        for terminal in [TaskStatus::Done, TaskStatus::Failed] {
-            for next in TaskStatus::ALL {
-                assert!(!terminal.can_become(next), "{terminal} -> {next}");
-            }
+    fn done_is_final_and_failed_can_only_be_retried() {
+        for next in TaskStatus::ALL {
+            assert!(!TaskStatus::Done.can_become(next), "DONE -> {next}");
+            assert_eq!(
+                TaskStatus::Failed.can_become(next),
+                next == TaskStatus::Pending,
+                "FAILED -> {next}"
+            );
         }
     }
 

@@ -1,98 +1,176 @@
 //! TaskFlow's worker: consumes `task.created` and runs each task to DONE or FAILED.
 //!
 //! As for the API, [`Worker::build`] connects and [`Worker::run`] works until the shutdown
-//! future resolves, so the tests start exactly what production starts.
+//! future resolves, so the tests start exactly what production starts. The consumer survives
+//! broker restarts: when its channel dies it reconnects with backoff and consumes again, and the
+//! broker redelivers what was unacked.
 
+mod job;
 mod process;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::StreamExt as _;
 use lapin::options::BasicCancelOptions;
+use taskflow_core::amqp::{self, Broker};
 use taskflow_core::config::Settings;
+use taskflow_core::db;
 use taskflow_core::status_bus::StatusPublisher;
-use taskflow_core::{amqp, db};
 use tokio::task::JoinSet;
 
 use crate::process::Context;
 
 pub struct Worker {
     settings: Settings,
-    broker: lapin::Connection,
     context: Arc<Context>,
 }
 
+/// An open consumer: its connection, channel and tag.
+struct Consuming {
+    connection: lapin::Connection,
+    channel: lapin::Channel,
+    tag: String,
+}
+
 impl Worker {
-    /// Connects to MySQL, RabbitMQ and Redis.
+    /// Connects to MySQL, RabbitMQ and Redis (retrying as the `*_CONNECT_*` settings say).
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
         let pool = db::connect(&settings.db).await?;
-        let broker = amqp::connect(&settings.amqp).await?;
+        let broker = Broker::connect(&settings.amqp).await?;
         let statuses = StatusPublisher::connect(&settings.redis).await?;
         Ok(Self {
             settings: settings.clone(),
-            broker,
-            context: Arc::new(Context { pool, statuses }),
+            context: Arc::new(Context {
+                pool,
+                statuses,
+                broker,
+                retry: settings.retry,
+                worker_name: settings.worker.name.clone(),
+            }),
         })
     }
 
-    /// Consumes until `shutdown` resolves or the broker ends the consumer; then stops
-    /// consuming, lets the tasks in progress finish and settle, and closes the connections.
+    /// Consumes until `shutdown` resolves; then stops consuming, gives the tasks in progress
+    /// `SHUTDOWN_TIMEOUT_SECONDS` to finish and settle, and closes the connections. A task still
+    /// running at the deadline is abandoned unacked: the broker requeues its message once.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-        let tag = format!("taskflow-worker-{}", uuid_suffix());
-        let (channel, mut consumer) = amqp::consume(
-            &self.broker,
+        tokio::pin!(shutdown);
+        // The broker sends at most `prefetch` unacked deliveries, which bounds this set.
+        let mut in_progress = JoinSet::new();
+        let mut reconnect_delay = Duration::from_millis(100);
+        let mut current: Option<Consuming> = None;
+
+        'consume: loop {
+            let (consuming, mut consumer) = match self.open_consumer().await {
+                Ok(opened) => opened,
+                Err(err) => {
+                    tracing::warn!(
+                        error = format!("{err:#}"),
+                        retry_in_ms = reconnect_delay.as_millis() as u64,
+                        "cannot consume; retrying"
+                    );
+                    tokio::select! {
+                        () = &mut shutdown => break 'consume,
+                        () = tokio::time::sleep(reconnect_delay) => {}
+                    }
+                    reconnect_delay = (reconnect_delay * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            };
+            reconnect_delay = Duration::from_millis(100);
+            current = Some(consuming);
+            loop {
+                tokio::select! {
+                    () = &mut shutdown => break 'consume,
+                    Some(joined) = in_progress.join_next(), if !in_progress.is_empty() => log_panic(joined),
+                    delivery = consumer.next() => match delivery {
+                        Some(Ok(delivery)) => {
+                            let context = self.context.clone();
+                            in_progress.spawn(async move { process::handle(&context, delivery).await });
+                        }
+                        Some(Err(err)) => {
+                            tracing::warn!(error = %err, "the consumer failed; reconnecting");
+                            break;
+                        }
+                        None => {
+                            tracing::warn!("the broker ended the consumer; reconnecting");
+                            break;
+                        }
+                    },
+                }
+            }
+            if let Some(dead) = current.take() {
+                let _ = dead.connection.close(200, "reconnecting".into()).await;
+            }
+        }
+
+        tracing::info!(
+            in_progress = in_progress.len(),
+            "worker stopping: no new deliveries; finishing tasks in progress"
+        );
+        if let Some(consuming) = &current
+            && let Err(err) = consuming
+                .channel
+                .basic_cancel(consuming.tag.as_str().into(), BasicCancelOptions::default())
+                .await
+        {
+            tracing::warn!(error = %err, "cannot cancel the consumer");
+        }
+        let drained = tokio::time::timeout(self.settings.worker.shutdown_timeout, async {
+            while let Some(joined) = in_progress.join_next().await {
+                log_panic(joined);
+            }
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                abandoned = in_progress.len(),
+                "shutdown deadline reached; abandoning tasks in progress to redelivery"
+            );
+            in_progress.shutdown().await;
+        }
+        if let Some(consuming) = current {
+            let _ = consuming.channel.close(200, "worker stopping".into()).await;
+            let _ = consuming
+                .connection
+                .close(200, "worker stopping".into())
+                .await;
+        }
+        self.context.broker.close().await;
+        self.context.pool.close().await;
+        tracing::info!("worker stopped");
+        Ok(())
+    }
+
+    async fn open_consumer(&self) -> anyhow::Result<(Consuming, lapin::Consumer)> {
+        let connection =
+            lapin::Connection::connect(&self.settings.amqp.url, Default::default()).await?;
+        let tag = format!("{}-{}", self.settings.worker.name, fastrand::u32(..));
+        let (channel, consumer) = amqp::consume(
+            &connection,
             &self.settings.amqp,
             self.settings.worker.prefetch,
             &tag,
         )
         .await?;
         tracing::info!(queue = %self.settings.amqp.queue, prefetch = self.settings.worker.prefetch, "worker consuming");
-
-        // The broker sends at most `prefetch` unacked deliveries, which bounds this set.
-        let mut in_progress = JoinSet::new();
-        tokio::pin!(shutdown);
-        let result = loop {
-            tokio::select! {
-                () = &mut shutdown => break Ok(()),
-                Some(joined) = in_progress.join_next(), if !in_progress.is_empty() => {
-                    if let Err(err) = joined {
-                        tracing::error!(error = %err, "a task handler panicked");
-                    }
-                }
-                delivery = consumer.next() => match delivery {
-                    Some(Ok(delivery)) => {
-                        let context = self.context.clone();
-                        in_progress.spawn(async move { process::handle(&context, delivery).await });
-                    }
-                    Some(Err(err)) => break Err(anyhow::Error::new(err).context("consuming deliveries")),
-                    None => break Err(anyhow::anyhow!("the broker ended the consumer")),
-                },
-            }
-        };
-
-        tracing::info!(
-            in_progress = in_progress.len(),
-            "worker stopping: finishing tasks in progress"
-        );
-        if let Err(err) = channel
-            .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
-            .await
-        {
-            tracing::warn!(error = %err, "cannot cancel the consumer");
-        }
-        while let Some(joined) = in_progress.join_next().await {
-            if let Err(err) = joined {
-                tracing::error!(error = %err, "a task handler panicked");
-            }
-        }
-        let _ = channel.close(200, "worker stopping".into()).await;
-        let _ = self.broker.close(200, "worker stopping".into()).await;
-        self.context.pool.close().await;
-        result
+        Ok((
+            Consuming {
+                connection,
+                channel,
+                tag,
+            },
+            consumer,
+        ))
     }
 }
 
-fn uuid_suffix() -> String {
-    taskflow_core::domain::TaskId::new().to_string()[24..].to_owned()
+fn log_panic(joined: Result<(), tokio::task::JoinError>) {
+    if let Err(err) = joined
+        && err.is_panic()
+    {
+        tracing::error!(error = %err, "a task handler panicked");
+    }
 }

@@ -1,63 +1,83 @@
-//! One delivery of `task.created`: decode it, move the task PENDING → PROCESSING → DONE/FAILED
-//! with conditional updates, announce each change that this delivery made, then settle it.
+//! One delivery of `task.created`: decode it, run the task through its attempt, announce each
+//! status change this delivery made, and settle the delivery with the broker.
 //!
-//! Every step is idempotent: a redelivered or duplicated message for a task that is already
-//! finished changes nothing and announces nothing, and of several deliveries racing on one task
-//! exactly one makes the terminal transition.
+//! Every step is idempotent: a redelivered or duplicated message for a finished task changes
+//! nothing and announces nothing, and of several deliveries racing on one task exactly one makes
+//! the terminal transition. Failures are classified: poison messages are dead-lettered at once;
+//! transient failures are retried through RabbitMQ with exponential backoff and jitter (never by
+//! sleeping here, which would hold a prefetch slot) and, past `RETRY_MAX_ATTEMPTS`, fail the task
+//! and are dead-lettered with their history.
 
 use std::time::Instant;
 
 use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicNackOptions, BasicRejectOptions};
+use lapin::options::{BasicAckOptions, BasicNackOptions};
 use sqlx::MySqlPool;
+use taskflow_core::amqp::{Broker, headers};
+use taskflow_core::config::RetrySettings;
 use taskflow_core::contract::{StatusEvent, TaskCreated};
-use taskflow_core::db::{self, Transition};
-use taskflow_core::domain::{Payload, TaskId, TaskStatus};
+use taskflow_core::db::{self, Started, Transition};
+use taskflow_core::domain::{TaskId, TaskStatus};
 use taskflow_core::status_bus::StatusPublisher;
 use tracing::Instrument as _;
+
+use crate::job;
 
 /// What the worker needs to process a delivery.
 pub struct Context {
     pub pool: MySqlPool,
     pub statuses: StatusPublisher,
+    pub broker: Broker,
+    pub retry: RetrySettings,
+    pub worker_name: String,
 }
 
-/// How a delivery ended, which decides how it is settled with the broker.
+/// How processing a delivery ended.
 #[derive(Debug)]
 enum Outcome {
-    /// The task is finished (by this delivery or an earlier one): ack.
+    /// The task is finished (by this delivery or an earlier one).
     Settled,
-    /// The message can never be processed (not JSON, wrong shape, unknown task): reject it
-    /// without requeueing, with the reason logged.
+    /// The message can never be processed: not JSON, wrong shape, unknown task.
     Poison(String),
-    /// Something failed that may work later (the database is unreachable): requeue.
+    /// Something failed that may work later: a dependency unreachable, a timeout, the job's own
+    /// transient error.
     Transient(anyhow::Error),
 }
 
-/// Processes one delivery and settles it with the broker. Never panics on bad input.
+/// How the delivery is settled with the broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Settle {
+    Ack,
+    /// Put it back for immediate redelivery: used only when the broker or the database could not
+    /// take what this delivery had to hand over (a retry, a dead letter, a FAILED status).
+    Requeue,
+}
+
+/// Processes one delivery and settles it. Never panics on bad input.
 pub async fn handle(ctx: &Context, delivery: Delivery) {
-    let outcome = match TaskCreated::from_json(&delivery.data) {
+    let attempt = headers::attempt(delivery.properties.headers().as_ref());
+    let (task_id, outcome) = match TaskCreated::from_json(&delivery.data) {
         Ok(message) => {
-            let span = tracing::info_span!("task", task_id = %message.task_id);
-            process(ctx, message).instrument(span).await
+            let id = message.task_id;
+            let span = tracing::info_span!("task", task_id = %id, attempt);
+            (Some(id), process(ctx, message).instrument(span).await)
         }
-        Err(err) => Outcome::Poison(format!("message is not a valid task.created: {err}")),
+        Err(err) => (
+            None,
+            Outcome::Poison(format!("not a valid task.created message: {err}")),
+        ),
     };
-    let settled = match &outcome {
-        Outcome::Settled => delivery.ack(BasicAckOptions::default()).await,
-        Outcome::Poison(reason) => {
-            tracing::warn!(
-                reason,
-                body = %String::from_utf8_lossy(&delivery.data).chars().take(200).collect::<String>(),
-                "dropping a message that cannot be processed"
-            );
-            delivery.reject(BasicRejectOptions { requeue: false }).await
-        }
-        Outcome::Transient(err) => {
-            tracing::warn!(
-                error = format!("{err:#}"),
-                "processing failed; requeueing the message"
-            );
+    let span = tracing::info_span!(
+        "settle",
+        task_id = task_id.map(|id| id.to_string()),
+        attempt
+    );
+    let settle = settle(ctx, &delivery, task_id, attempt, outcome)
+        .instrument(span)
+        .await;
+    let result = match settle {
+        Settle::Ack => delivery.ack(BasicAckOptions::default()).await,
+        Settle::Requeue => {
             delivery
                 .nack(BasicNackOptions {
                     requeue: true,
@@ -66,45 +86,56 @@ pub async fn handle(ctx: &Context, delivery: Delivery) {
                 .await
         }
     };
-    if let Err(err) = settled {
-        // The broker redelivers an unsettled message when the channel closes, and processing is
-        // idempotent, so this costs a repeat, not a loss.
-        tracing::error!(error = %err, ?outcome, "cannot settle the delivery with the broker");
+    if let Err(err) = result {
+        // The broker redelivers an unsettled message once the channel closes, and processing
+        // is idempotent, so this costs a repeat, not a loss.
+        tracing::warn!(task_id = task_id.map(|id| id.to_string()), error = %err, ?settle, "cannot settle the delivery");
     }
 }
 
 async fn process(ctx: &Context, message: TaskCreated) -> Outcome {
     let started = Instant::now();
     let id = message.task_id;
-    match db::mark_processing(&ctx.pool, id).await {
-        Ok(Transition::Applied { updated_at }) => {
-            announce(ctx, id, TaskStatus::Processing, updated_at, None).await;
+    let attempt = match db::start_attempt(&ctx.pool, id, &ctx.worker_name).await {
+        Ok(Started::Attempt {
+            attempt,
+            from_pending,
+            updated_at,
+        }) => {
+            if from_pending {
+                announce(ctx, id, TaskStatus::Processing, updated_at, None).await;
+            } else {
+                tracing::info!(attempt, "resuming a task whose earlier attempt never ended");
+            }
+            attempt
         }
-        // Redelivered after a worker died mid-task, or a duplicate racing with another delivery:
-        // finish it; the conditional update below lets only one delivery do so.
-        Ok(Transition::Skipped {
-            current: TaskStatus::Processing,
-        }) => tracing::info!("task already PROCESSING; resuming it"),
-        Ok(Transition::Skipped { current }) if current.is_terminal() => {
-            tracing::info!(status = %current, "task already finished; nothing to do");
+        Ok(Started::Finished(status)) => {
+            tracing::info!(%status, "task already finished; nothing to do");
             return Outcome::Settled;
         }
-        Ok(Transition::Skipped { current }) => {
-            return Outcome::Transient(anyhow::anyhow!(
-                "task is {current} after moving it from PENDING"
-            ));
-        }
-        Ok(Transition::NotFound) => return Outcome::Poison(format!("unknown task id {id}")),
+        Ok(Started::NotFound) => return Outcome::Poison(format!("unknown task id {id}")),
         Err(err) => return Outcome::Transient(err),
-    }
+    };
 
-    let (status, result) = run(&message.payload);
-    match db::mark_finished(&ctx.pool, id, status, &result).await {
+    let (status, result) = match job::run(&message.payload, attempt) {
+        Ok(finished) => finished,
+        Err(transient) => {
+            if let Err(err) = db::record_retry(&ctx.pool, id, attempt, &transient.0).await {
+                tracing::warn!(
+                    error = format!("{err:#}"),
+                    "cannot record the failed attempt"
+                );
+            }
+            return Outcome::Transient(transient.into());
+        }
+    };
+    match db::finish_attempt(&ctx.pool, id, attempt, status, &result).await {
         Ok(Transition::Applied { updated_at }) => {
             announce(ctx, id, status, updated_at, Some(result)).await;
             tracing::info!(
                 from = %TaskStatus::Processing,
                 to = %status,
+                task_attempt = attempt,
                 duration_ms = started.elapsed().as_secs_f64() * 1000.0,
                 "task finished"
             );
@@ -119,18 +150,108 @@ async fn process(ctx: &Context, message: TaskCreated) -> Outcome {
     }
 }
 
-/// The task itself: DONE with the payload's `message`, or FAILED with the reason there is none.
-fn run(payload: &serde_json::Value) -> (TaskStatus, String) {
-    match Payload::parse(payload.clone()) {
-        Ok(payload) => match payload.message() {
-            Some(message) => (TaskStatus::Done, message),
-            None => (
-                TaskStatus::Failed,
-                "payload has no `message` field".to_owned(),
-            ),
-        },
-        Err(err) => (TaskStatus::Failed, err.to_string()),
+async fn settle(
+    ctx: &Context,
+    delivery: &Delivery,
+    task_id: Option<TaskId>,
+    attempt: u32,
+    outcome: Outcome,
+) -> Settle {
+    let mut errors = headers::errors(delivery.properties.headers().as_ref());
+    match outcome {
+        Outcome::Settled => Settle::Ack,
+        Outcome::Poison(reason) => {
+            tracing::warn!(%reason, body = %preview(&delivery.data), "dead-lettering a message that cannot be processed");
+            dead_letter(ctx, &delivery.data, attempt, &errors, &reason).await
+        }
+        Outcome::Transient(err) => {
+            let error = format!("{err:#}");
+            errors.push(format!("attempt {attempt}: {error}"));
+            if attempt < ctx.retry.max_attempts {
+                let next = attempt + 1;
+                let delay = ctx.retry.jittered_delay_before(next, fastrand::f64());
+                let headers = headers::build(next, &errors, None);
+                match ctx
+                    .broker
+                    .publish_retry(&delivery.data, headers, next, delay)
+                    .await
+                {
+                    Ok(()) => {
+                        tracing::warn!(%error, next_attempt = next, delay_ms = delay.as_millis() as u64, "transient failure; retry scheduled");
+                        Settle::Ack
+                    }
+                    Err(publish) => {
+                        tracing::error!(%error, publish_error = format!("{publish:#}"), "transient failure and the retry cannot be scheduled; requeueing");
+                        Settle::Requeue
+                    }
+                }
+            } else {
+                let reason = format!("gave up after {attempt} attempts: {error}");
+                give_up(ctx, task_id, &delivery.data, attempt, &errors, &reason).await
+            }
+        }
     }
+}
+
+/// Attempts are exhausted: the task becomes FAILED with the reason, then its message goes to
+/// the dead-letter queue. In that order, so a dead letter always has a FAILED task behind it
+/// that an operator can retry.
+async fn give_up(
+    ctx: &Context,
+    task_id: Option<TaskId>,
+    body: &[u8],
+    attempt: u32,
+    errors: &[String],
+    reason: &str,
+) -> Settle {
+    if let Some(id) = task_id {
+        match db::fail_task(&ctx.pool, id, reason).await {
+            Ok(Transition::Applied { updated_at }) => {
+                announce(
+                    ctx,
+                    id,
+                    TaskStatus::Failed,
+                    updated_at,
+                    Some(reason.to_owned()),
+                )
+                .await;
+            }
+            Ok(Transition::Skipped { .. } | Transition::NotFound) => {}
+            Err(err) => {
+                tracing::error!(%reason, error = format!("{err:#}"), "cannot mark the task FAILED; requeueing");
+                return Settle::Requeue;
+            }
+        }
+    }
+    tracing::error!(%reason, "task failed for good; dead-lettering its message");
+    dead_letter(ctx, body, attempt, errors, reason).await
+}
+
+async fn dead_letter(
+    ctx: &Context,
+    body: &[u8],
+    attempt: u32,
+    errors: &[String],
+    reason: &str,
+) -> Settle {
+    match ctx
+        .broker
+        .dead_letter(body, headers::build(attempt, errors, Some(reason)))
+        .await
+    {
+        Ok(()) => Settle::Ack,
+        Err(err) => {
+            tracing::error!(
+                error = format!("{err:#}"),
+                "cannot dead-letter the message; requeueing"
+            );
+            Settle::Requeue
+        }
+    }
+}
+
+fn preview(body: &[u8]) -> String {
+    String::from_utf8_lossy(body).chars().take(200).collect()
 }
 
 /// Publishes a status change. The change is already committed, so a Redis failure is logged and

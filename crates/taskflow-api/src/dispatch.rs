@@ -1,0 +1,111 @@
+//! Getting `task.created` messages to the broker: the fast path right after a commit, the batch
+//! deletion of confirmed outbox rows, and the relay that sweeps what the fast path missed and
+//! re-dispatches stuck tasks.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sqlx::MySqlPool;
+use taskflow_core::amqp::Broker;
+use taskflow_core::config::RecoverySettings;
+use taskflow_core::contract::TaskCreated;
+use taskflow_core::db;
+use taskflow_core::domain::TaskId;
+use tokio::sync::{mpsc, watch};
+
+use crate::state::AppState;
+
+/// Confirmed outbox rows deleted per statement, at most.
+const DELETE_BATCH: usize = 500;
+/// Outbox rows and stuck tasks handled per relay pass, at most.
+const RELAY_BATCH: u32 = 200;
+
+/// Publishes the message of a task just committed. On success its outbox row is queued for
+/// deletion; on failure it stays for the relay, so the caller answers 201 either way.
+pub async fn publish_after_commit(state: &AppState, message: &TaskCreated) {
+    let id = message.task_id;
+    match state
+        .broker
+        .publish_task(id, &message.to_json(), state.settings.publish_timeout)
+        .await
+    {
+        Ok(()) => {
+            // The receiver lives as long as the API; if it is gone, the relay republishes the
+            // row later, which the idempotent worker shrugs off.
+            let _ = state.sent.send(id);
+        }
+        Err(err) => tracing::warn!(
+            task_id = %id,
+            error = format!("{err:#}"),
+            "publish failed; the outbox relay will dispatch the task"
+        ),
+    }
+}
+
+/// Deletes confirmed outbox rows, many per statement: while one DELETE runs, the next batch
+/// gathers, so a burst of tasks costs a few commits instead of one each. Ends when every sender
+/// is dropped and the queue is empty.
+pub async fn delete_sent(pool: MySqlPool, mut sent: mpsc::UnboundedReceiver<TaskId>) {
+    let mut batch = Vec::with_capacity(DELETE_BATCH);
+    while sent.recv_many(&mut batch, DELETE_BATCH).await > 0 {
+        if let Err(err) = db::delete_from_outbox(&pool, &batch).await {
+            // Not lost: the relay publishes the rows again, and the worker ignores duplicates.
+            tracing::warn!(
+                rows = batch.len(),
+                error = format!("{err:#}"),
+                "cannot delete sent outbox rows"
+            );
+        }
+        batch.clear();
+    }
+}
+
+/// Every `OUTBOX_SWEEP_INTERVAL_MS`, publishes due outbox rows; now and then, re-dispatches tasks
+/// stuck past `TASK_LEASE_SECONDS`. Runs in every API replica: `SKIP LOCKED` splits the work.
+pub async fn relay(
+    pool: MySqlPool,
+    broker: Arc<Broker>,
+    recovery: RecoverySettings,
+    publish_timeout: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut ticks = tokio::time::interval(recovery.sweep_interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let stuck_every = (recovery.task_lease / 10).max(recovery.sweep_interval);
+    let mut last_stuck_sweep: Option<Instant> = None;
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = stop.wait_for(|stopping| *stopping) => return,
+        }
+        if last_stuck_sweep.is_none_or(|at| at.elapsed() >= stuck_every) {
+            last_stuck_sweep = Some(Instant::now());
+            match db::redispatch_stuck_tasks(&pool, recovery.task_lease, RELAY_BATCH).await {
+                Ok(ids) if !ids.is_empty() => {
+                    tracing::warn!(count = ids.len(), first = %ids[0], "re-dispatching tasks stuck past their lease");
+                }
+                Ok(_) => {}
+                Err(err) => tracing::warn!(error = format!("{err:#}"), "stuck-task sweep failed"),
+            }
+        }
+        let publish = |message: db::OutboxMessage| {
+            let broker = broker.clone();
+            async move {
+                broker
+                    .publish_task(message.task_id, &message.body, publish_timeout)
+                    .await
+            }
+        };
+        match db::relay_outbox(&pool, RELAY_BATCH, publish).await {
+            Ok(report) if report.published > 0 || report.failed > 0 => {
+                tracing::info!(
+                    published = report.published,
+                    failed = report.failed,
+                    "outbox relay pass"
+                );
+            }
+            Ok(_) => {}
+            Err(err) => tracing::warn!(error = format!("{err:#}"), "outbox relay pass failed"),
+        }
+    }
+}

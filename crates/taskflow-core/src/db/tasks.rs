@@ -1,0 +1,256 @@
+//! The `tasks` table: creating a task (with its outbox row), reading, listing, and the operator's
+//! retry.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use chrono::{DateTime, NaiveDateTime, Utc};
+use sqlx::{MySqlPool, QueryBuilder, Row as _};
+
+use crate::contract::TaskCreated;
+use crate::domain::{Attempt, Payload, Task, TaskDetail, TaskId, TaskStatus, Title, now_micros};
+
+const TASK_COLUMNS: &str = "id, title, CAST(payload AS CHAR) AS payload, status, \
+                            created_at, updated_at, finished_at, message";
+
+/// Inserts a new PENDING task and its `task.created` message in the outbox, in one transaction:
+/// once this returns, the task will be dispatched even if the publish that follows fails. The
+/// outbox row is due after `grace`, leaving the fast path time to publish and delete it.
+pub async fn create_task(
+    pool: &MySqlPool,
+    task: &Task,
+    message: &TaskCreated,
+    grace: Duration,
+) -> anyhow::Result<()> {
+    let mut tx = pool.begin().await.context("starting a transaction")?;
+    sqlx::query(
+        "INSERT INTO tasks (id, title, payload, status, created_at, updated_at) \
+         VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(task.task_id.to_string())
+    .bind(task.title.as_str())
+    .bind(task.payload.to_json_text())
+    .bind(task.status.as_str())
+    .bind(task.created_at.naive_utc())
+    .bind(task.updated_at.naive_utc())
+    .execute(&mut *tx)
+    .await
+    .with_context(|| format!("inserting task {}", task.task_id))?;
+    super::outbox::insert(&mut tx, message, task.created_at + grace).await?;
+    tx.commit().await.context("committing the new task")?;
+    Ok(())
+}
+
+pub async fn get_task(pool: &MySqlPool, id: TaskId) -> anyhow::Result<Option<Task>> {
+    let sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(id.to_string())
+        .fetch_optional(pool)
+        .await
+        .with_context(|| format!("reading task {id}"))?;
+    row.map(|row| task_from_row(&row)).transpose()
+}
+
+/// A task with its attempts, oldest first.
+pub async fn get_task_detail(pool: &MySqlPool, id: TaskId) -> anyhow::Result<Option<TaskDetail>> {
+    let Some(task) = get_task(pool, id).await? else {
+        return Ok(None);
+    };
+    let rows = sqlx::query(
+        "SELECT attempt, worker, started_at, finished_at, outcome, error \
+         FROM task_attempts WHERE task_id = ? ORDER BY attempt",
+    )
+    .bind(id.to_string())
+    .fetch_all(pool)
+    .await
+    .with_context(|| format!("reading the attempts of task {id}"))?;
+    let attempts = rows
+        .iter()
+        .map(|row| {
+            let started_at: NaiveDateTime = row.try_get("started_at")?;
+            let finished_at: Option<NaiveDateTime> = row.try_get("finished_at")?;
+            let outcome: Option<String> = row.try_get("outcome")?;
+            let attempt: i32 = row.try_get("attempt")?;
+            Ok(Attempt {
+                attempt: attempt
+                    .try_into()
+                    .context("decoding task_attempts.attempt")?,
+                worker: row.try_get("worker")?,
+                started_at: started_at.and_utc(),
+                finished_at: finished_at.map(|at| at.and_utc()),
+                outcome: outcome
+                    .map(|o| o.parse())
+                    .transpose()
+                    .context("decoding task_attempts.outcome")?,
+                error: row.try_get("error")?,
+            })
+        })
+        .collect::<anyhow::Result<_>>()?;
+    Ok(Some(TaskDetail { task, attempts }))
+}
+
+/// Where a page of the newest-first listing starts: strictly older than this task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    pub created_at: DateTime<Utc>,
+    pub task_id: TaskId,
+}
+
+impl Cursor {
+    pub fn after(task: &Task) -> Self {
+        Self {
+            created_at: task.created_at,
+            task_id: task.task_id,
+        }
+    }
+}
+
+impl std::fmt::Display for Cursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}_{}", self.created_at.timestamp_micros(), self.task_id)
+    }
+}
+
+impl FromStr for Cursor {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (micros, id) = s.split_once('_').ok_or(())?;
+        let created_at = micros
+            .parse()
+            .ok()
+            .and_then(DateTime::from_timestamp_micros)
+            .ok_or(())?;
+        let task_id = id.parse().map_err(|_| ())?;
+        Ok(Self {
+            created_at,
+            task_id,
+        })
+    }
+}
+
+/// A page of tasks, newest first; `status` filters, `before` continues a previous page.
+pub async fn list_tasks(
+    pool: &MySqlPool,
+    status: Option<TaskStatus>,
+    before: Option<Cursor>,
+    limit: u32,
+) -> anyhow::Result<Vec<Task>> {
+    let mut query = QueryBuilder::new(format!("SELECT {TASK_COLUMNS} FROM tasks WHERE TRUE"));
+    if let Some(status) = status {
+        query.push(" AND status = ").push_bind(status.as_str());
+    }
+    if let Some(cursor) = before {
+        // Spelled out rather than as a row comparison, which MySQL does not serve from an index.
+        let created_at = cursor.created_at.naive_utc();
+        query
+            .push(" AND (created_at < ")
+            .push_bind(created_at)
+            .push(" OR (created_at = ")
+            .push_bind(created_at)
+            .push(" AND id < ")
+            .push_bind(cursor.task_id.to_string())
+            .push("))");
+    }
+    query
+        .push(" ORDER BY created_at DESC, id DESC LIMIT ")
+        .push_bind(limit);
+    let rows = query
+        .build()
+        .fetch_all(pool)
+        .await
+        .context("listing tasks")?;
+    rows.iter().map(task_from_row).collect()
+}
+
+/// What an operator's retry found.
+#[derive(Debug)]
+pub enum RetryOutcome {
+    /// The task is PENDING again and its message is in the outbox.
+    Retried(Task),
+    /// Only FAILED tasks can be retried.
+    NotFailed(TaskStatus),
+    NotFound,
+}
+
+/// FAILED → PENDING, with a new `task.created` in the outbox, in one transaction.
+pub async fn retry_task(
+    pool: &MySqlPool,
+    id: TaskId,
+    grace: Duration,
+) -> anyhow::Result<RetryOutcome> {
+    let now = now_micros();
+    let mut tx = pool.begin().await.context("starting a transaction")?;
+    let row = sqlx::query(
+        "SELECT status, CAST(payload AS CHAR) AS payload FROM tasks WHERE id = ? FOR UPDATE",
+    )
+    .bind(id.to_string())
+    .fetch_optional(&mut *tx)
+    .await
+    .with_context(|| format!("locking task {id}"))?;
+    let Some(row) = row else {
+        tx.rollback().await.context("ending the transaction")?;
+        return Ok(RetryOutcome::NotFound);
+    };
+    let status: TaskStatus = row
+        .try_get::<String, _>("status")?
+        .parse()
+        .context("decoding tasks.status")?;
+    if status != TaskStatus::Failed {
+        tx.rollback().await.context("releasing the task row")?;
+        return Ok(RetryOutcome::NotFailed(status));
+    }
+    let payload: Option<String> = row.try_get("payload")?;
+    let payload = match payload {
+        Some(text) => serde_json::from_str(&text).context("decoding tasks.payload")?,
+        None => serde_json::Value::Null,
+    };
+    sqlx::query(
+        "UPDATE tasks SET status = 'PENDING', updated_at = ?, finished_at = NULL, message = NULL \
+         WHERE id = ?",
+    )
+    .bind(now.naive_utc())
+    .bind(id.to_string())
+    .execute(&mut *tx)
+    .await
+    .with_context(|| format!("resetting task {id}"))?;
+    let message = TaskCreated {
+        task_id: id,
+        payload,
+        requested_at: now,
+    };
+    super::outbox::insert(&mut tx, &message, now + grace).await?;
+    tx.commit().await.context("committing the retry")?;
+    let task = get_task(pool, id)
+        .await?
+        .context("the retried task disappeared")?;
+    Ok(RetryOutcome::Retried(task))
+}
+
+pub(super) fn task_from_row(row: &sqlx::mysql::MySqlRow) -> anyhow::Result<Task> {
+    let id: String = row.try_get("id")?;
+    let payload: Option<String> = row.try_get("payload")?;
+    let payload = match payload {
+        None => Payload::none(),
+        Some(text) => {
+            let value = serde_json::from_str(&text).context("decoding tasks.payload")?;
+            // A row written by another producer may hold any JSON; show it rather than fail.
+            Payload::parse(value).unwrap_or_default()
+        }
+    };
+    let status: String = row.try_get("status")?;
+    let created_at: NaiveDateTime = row.try_get("created_at")?;
+    let updated_at: NaiveDateTime = row.try_get("updated_at")?;
+    let finished_at: Option<NaiveDateTime> = row.try_get("finished_at")?;
+    Ok(Task {
+        task_id: id.parse().context("decoding tasks.id")?,
+        title: Title::parse(row.try_get("title")?).context("decoding tasks.title")?,
+        payload,
+        status: status.parse().context("decoding tasks.status")?,
+        created_at: created_at.and_utc(),
+        updated_at: updated_at.and_utc(),
+        finished_at: finished_at.map(|at| at.and_utc()),
+        message: row.try_get("message")?,
+    })
+}
