@@ -2,4 +2,8 @@
 
 mod api_errors;
 mod contracts;
+mod guarantees;
 mod pipeline;
+
+/// The worker binary the harness runs as a separate process.
+pub const WORKER_BINARY: &str = env!("CARGO_BIN_EXE_taskflow-worker-under-test");

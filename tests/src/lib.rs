@@ -5,6 +5,8 @@
 //! removed when it is dropped, so tests run in parallel and leave nothing behind. Helpers wait on
 //! the event a test expects, with a timeout; nothing sleeps to synchronise.
 
+pub mod process;
+pub mod proxy;
 pub mod services;
 pub mod ws;
 
@@ -22,6 +24,8 @@ use taskflow_core::domain::{TaskId, TaskStatus};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub use crate::process::WorkerProcess;
+pub use crate::proxy::FaultProxy;
 pub use crate::ws::WsClient;
 
 /// How long a test waits for an event it expects before failing.
@@ -29,14 +33,77 @@ pub const EVENT_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// A running API and worker with their own database, exchange, queue and channel.
 pub struct TestApp {
+    /// The settings the API uses.
     pub settings: Settings,
+    /// The settings workers use (they differ from the API's when only workers go through the
+    /// fault proxies).
+    pub worker_settings: Settings,
+    /// The workers' settings as environment variables, for worker processes.
+    worker_vars: HashMap<String, String>,
+    /// Settings that reach the services directly, for the test's own connections.
+    pub direct: Settings,
     pub address: SocketAddr,
+    /// A direct connection to the test database, for arranging and checking.
     pub pool: MySqlPool,
     pub http: reqwest::Client,
+    /// The fault proxies in front of MySQL, RabbitMQ and Redis, when [`Options::proxied`] asked.
+    pub proxies: Option<Proxies>,
     database: String,
     admin_url: String,
     api: Running,
     worker: Option<Running>,
+}
+
+/// One fault proxy per service.
+pub struct Proxies {
+    pub mysql: FaultProxy,
+    pub rabbitmq: FaultProxy,
+    pub redis: FaultProxy,
+}
+
+impl Proxies {
+    async fn start(base: &services::Services) -> Self {
+        Self {
+            mysql: FaultProxy::start(&host_port(&base.mysql)).await,
+            rabbitmq: FaultProxy::start(&host_port(&base.rabbitmq)).await,
+            redis: FaultProxy::start(&host_port(&base.redis)).await,
+        }
+    }
+
+    /// Points the service URLs in `vars` at the proxies.
+    fn route(&self, vars: &mut HashMap<String, String>) {
+        for (name, proxy) in [
+            ("DB_URL", &self.mysql),
+            ("RABBITMQ_URL", &self.rabbitmq),
+            ("REDIS_URL", &self.redis),
+        ] {
+            let url = vars.get_mut(name).expect("service URLs are set");
+            *url = with_address(url, proxy.address());
+        }
+    }
+
+    pub fn all(&self) -> [&FaultProxy; 3] {
+        [&self.mysql, &self.rabbitmq, &self.redis]
+    }
+}
+
+/// `scheme://user:pass@host:port/path` → `host:port`.
+fn host_port(url: &str) -> String {
+    let parsed = url::Url::parse(url).expect("a service URL");
+    format!(
+        "{}:{}",
+        parsed.host_str().expect("a host"),
+        parsed.port_or_known_default().expect("a port")
+    )
+}
+
+fn with_address(url: &str, address: SocketAddr) -> String {
+    let mut parsed = url::Url::parse(url).expect("a service URL");
+    parsed
+        .set_host(Some(&address.ip().to_string()))
+        .expect("a host");
+    parsed.set_port(Some(address.port())).expect("a port");
+    parsed.to_string()
 }
 
 /// A component running on the test's runtime, and the way to stop it.
@@ -85,8 +152,31 @@ fn unique_vars(base: &services::Services, suffix: &str) -> HashMap<String, Strin
         ("RABBITMQ_CONNECT_ATTEMPTS".to_owned(), "3".to_owned()),
         ("RABBITMQ_CONNECT_BACKOFF".to_owned(), "0.2".to_owned()),
         ("DB_MAX_CONNECTIONS".to_owned(), "4".to_owned()),
+        ("DB_ACQUIRE_TIMEOUT_MS".to_owned(), "1000".to_owned()),
         ("MAX_BODY_BYTES".to_owned(), "65536".to_owned()),
+        (
+            "TASK_DEAD_LETTER_QUEUE".to_owned(),
+            format!("test.{suffix}.dead-letter"),
+        ),
+        // Recovery and retries at test speed.
+        ("PUBLISH_TIMEOUT_MS".to_owned(), "1000".to_owned()),
+        ("OUTBOX_SWEEP_INTERVAL_MS".to_owned(), "100".to_owned()),
+        ("OUTBOX_GRACE_MS".to_owned(), "500".to_owned()),
+        ("RETRY_BASE_DELAY_MS".to_owned(), "50".to_owned()),
+        ("RETRY_MAX_DELAY_MS".to_owned(), "400".to_owned()),
+        ("SHUTDOWN_TIMEOUT_SECONDS".to_owned(), "10".to_owned()),
+        ("WORKER_NAME".to_owned(), format!("test-worker-{suffix}")),
     ])
+}
+
+/// Which components reach the services through the fault proxies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Proxied {
+    #[default]
+    Nothing,
+    Api,
+    Workers,
+    Both,
 }
 
 /// Options for [`TestApp::spawn_with`].
@@ -96,6 +186,8 @@ pub struct Options {
     pub vars: Vec<(&'static str, String)>,
     /// Start without a worker; start one later with [`TestApp::start_worker`].
     pub no_worker: bool,
+    /// Route components through fault proxies.
+    pub proxied: Proxied,
 }
 
 impl TestApp {
@@ -110,7 +202,22 @@ impl TestApp {
         let suffix = TaskId::new().to_string().replace('-', "")[20..].to_owned();
         let mut vars = unique_vars(base, &suffix);
         vars.extend(options.vars.iter().map(|(k, v)| (k.to_string(), v.clone())));
-        let settings = Settings::from_vars(&vars).expect("test settings are valid");
+        let direct = Settings::from_vars(&vars).expect("test settings are valid");
+        let proxies = match options.proxied {
+            Proxied::Nothing => None,
+            _ => Some(Proxies::start(base).await),
+        };
+        let mut proxied_vars = vars.clone();
+        if let Some(proxies) = &proxies {
+            proxies.route(&mut proxied_vars);
+        }
+        let proxied = Settings::from_vars(&proxied_vars).expect("test settings are valid");
+        let (settings, worker_settings, worker_vars) = match options.proxied {
+            Proxied::Nothing => (direct.clone(), direct.clone(), vars),
+            Proxied::Api => (proxied, direct.clone(), vars),
+            Proxied::Workers => (direct.clone(), proxied, proxied_vars),
+            Proxied::Both => (proxied.clone(), proxied, proxied_vars),
+        };
         let database = format!("tf_test_{suffix}");
 
         let admin = MySqlPool::connect(&base.mysql)
@@ -121,7 +228,7 @@ impl TestApp {
             .await
             .expect("creating the test database");
         admin.close().await;
-        let pool = taskflow_core::db::connect(&settings.db)
+        let pool = taskflow_core::db::connect(&direct.db)
             .await
             .expect("connecting to the test database");
         taskflow_core::db::migrate(&pool)
@@ -140,6 +247,10 @@ impl TestApp {
 
         let mut app = Self {
             settings,
+            worker_settings,
+            worker_vars,
+            direct: direct.clone(),
+            proxies,
             address,
             pool,
             http: reqwest::Client::new(),
@@ -157,7 +268,7 @@ impl TestApp {
     /// Starts the worker (after [`Options::no_worker`], or after [`TestApp::stop_worker`]).
     pub async fn start_worker(&mut self) {
         assert!(self.worker.is_none(), "a worker is already running");
-        let worker = taskflow_worker::Worker::build(&self.settings)
+        let worker = taskflow_worker::Worker::build(&self.worker_settings)
             .await
             .expect("building the worker");
         let (stop, stopped) = Running::stop_signal();
@@ -171,6 +282,19 @@ impl TestApp {
     pub async fn stop_worker(&mut self) -> anyhow::Result<()> {
         let worker = self.worker.take().expect("no worker is running");
         worker.shutdown().await
+    }
+
+    /// Starts a worker in a process of its own (the real worker `main`, at `binary`), so a test
+    /// can kill it.
+    pub fn spawn_worker_process(&self, binary: &str) -> WorkerProcess {
+        WorkerProcess::spawn(binary, &self.worker_vars)
+    }
+
+    /// Signals the API to stop, without waiting (see [`TestApp::stop_api`]).
+    pub fn begin_api_shutdown(&mut self) {
+        if let Some(stop) = self.api.stop.take() {
+            let _ = stop.send(());
+        }
     }
 
     /// Stops the API gracefully and reports how it ended.
@@ -261,7 +385,7 @@ impl TestApp {
     /// Publishes raw bytes to this test's exchange with the task routing key, as another
     /// producer (or a broken one) would.
     pub async fn publish_raw(&self, body: &[u8]) {
-        let connection = taskflow_core::amqp::connect(&self.settings.amqp)
+        let connection = taskflow_core::amqp::connect(&self.direct.amqp)
             .await
             .expect("connecting to RabbitMQ");
         let channel = connection
@@ -285,6 +409,94 @@ impl TestApp {
             .await
             .expect("publish confirm");
         let _ = connection.close(200, "done".into()).await;
+    }
+
+    /// Waits until the stored task has `status` (for when no WebSocket event can tell).
+    pub async fn wait_for_status(&self, id: TaskId, status: TaskStatus) {
+        let waited = tokio::time::timeout(EVENT_TIMEOUT, async {
+            let mut interval = tokio::time::interval(Duration::from_millis(25));
+            loop {
+                interval.tick().await;
+                if self.stored_status(id).await == status {
+                    return;
+                }
+            }
+        })
+        .await;
+        waited.unwrap_or_else(|_| panic!("task {id} did not become {status}"));
+    }
+
+    /// Waits until `count` tasks of this test are DONE, for as long as a large batch may need.
+    pub async fn wait_for_done_count(&self, count: usize) {
+        let deadline = EVENT_TIMEOUT + Duration::from_millis(20 * count as u64);
+        let waited = tokio::time::timeout(deadline, async {
+            let mut interval = tokio::time::interval(Duration::from_millis(50));
+            loop {
+                interval.tick().await;
+                let done: i64 =
+                    sqlx::query_scalar("SELECT COUNT(*) FROM tasks WHERE status = 'DONE'")
+                        .fetch_one(&self.pool)
+                        .await
+                        .expect("counting DONE tasks");
+                if done as usize >= count {
+                    return;
+                }
+            }
+        })
+        .await;
+        waited.unwrap_or_else(|_| panic!("fewer than {count} tasks became DONE in time"));
+    }
+
+    /// Creates `count` tasks with a message; returns their ids.
+    pub async fn create_tasks(&self, count: usize) -> Vec<TaskId> {
+        let mut ids = Vec::with_capacity(count);
+        for i in 0..count {
+            ids.push(
+                self.create_task(
+                    &format!("task {i}"),
+                    serde_json::json!({"message": format!("m{i}")}),
+                )
+                .await,
+            );
+        }
+        ids
+    }
+
+    /// How many attempts of each task ended DONE, from the attempt history: exactly one per
+    /// finished task means exactly one terminal transition counted.
+    pub async fn done_attempts(&self) -> HashMap<TaskId, u32> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT task_id, COUNT(*) FROM task_attempts WHERE outcome = 'DONE' GROUP BY task_id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .expect("counting DONE attempts");
+        rows.into_iter()
+            .map(|(id, count)| (id.parse().expect("a task id"), count as u32))
+            .collect()
+    }
+
+    /// The number of messages waiting in a queue of this test (by its full name).
+    pub async fn queue_depth(&self, queue: &str) -> Option<u32> {
+        let connection = taskflow_core::amqp::connect(&self.direct.amqp)
+            .await
+            .expect("connecting to RabbitMQ");
+        let channel = connection
+            .create_channel()
+            .await
+            .expect("opening a channel");
+        let declared = channel
+            .queue_declare(
+                queue.into(),
+                lapin::options::QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                Default::default(),
+            )
+            .await;
+        let _ = connection.close(200, "done".into()).await;
+        declared.ok().map(|queue| queue.message_count())
     }
 
     /// The task's status as stored.
@@ -322,7 +534,8 @@ impl Drop for TestApp {
         }
         let database = self.database.clone();
         let admin_url = self.admin_url.clone();
-        let amqp = self.settings.amqp.clone();
+        let amqp = self.direct.amqp.clone();
+        let max_attempts = self.worker_settings.retry.max_attempts;
         let cleanup = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -341,10 +554,17 @@ impl Drop for TestApp {
                 .await?;
                 admin.close().await;
                 let connection = lapin::Connection::connect(&amqp.url, Default::default()).await?;
+                // The work queue, its retry queues and the dead-letter queue. A fresh channel
+                // each: deleting a queue that was never declared may close the channel.
+                let mut queues = vec![amqp.queue.clone(), amqp.dead_letter_queue.clone()];
+                queues.extend((1..=max_attempts).map(|n| format!("{}.retry.{n}", amqp.queue)));
+                for queue in queues {
+                    let channel = connection.create_channel().await?;
+                    let _ = channel
+                        .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+                        .await;
+                }
                 let channel = connection.create_channel().await?;
-                channel
-                    .queue_delete(amqp.queue.as_str().into(), QueueDeleteOptions::default())
-                    .await?;
                 channel
                     .exchange_delete(
                         amqp.exchange.as_str().into(),
@@ -368,7 +588,7 @@ fn init_logging() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,taskflow=info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .with_test_writer()
         .try_init();

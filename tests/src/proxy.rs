@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::io::copy_bidirectional;
 use tokio::net::{TcpListener, TcpStream};
@@ -22,7 +22,8 @@ struct State {
     down: AtomicBool,
     /// Bumped by every cut: each proxied connection ends when it changes.
     cuts: watch::Sender<u64>,
-    refused: AtomicU64,
+    /// Connections refused while down: each is a component trying to reconnect.
+    refused: watch::Sender<u64>,
 }
 
 impl FaultProxy {
@@ -36,7 +37,7 @@ impl FaultProxy {
             upstream: upstream.to_owned(),
             down: AtomicBool::new(false),
             cuts: watch::channel(0).0,
-            refused: AtomicU64::new(0),
+            refused: watch::channel(0).0,
         });
         let accept_loop = tokio::spawn(accept(listener, state.clone()));
         Self {
@@ -52,29 +53,48 @@ impl FaultProxy {
 
     /// Cuts every open connection and refuses new ones until [`FaultProxy::heal`].
     pub fn cut(&self) {
-        self.state.down.store(true, Ordering::SeqCst);
-        self.state.cuts.send_modify(|cuts| *cuts += 1);
+        self.handle().cut();
     }
 
     pub fn heal(&self) {
-        self.state.down.store(false, Ordering::SeqCst);
+        self.handle().heal();
     }
 
-    /// Connections refused since the proxy started: a component tried to reconnect.
+    /// A handle that can cut and heal from another task.
+    pub fn handle(&self) -> ProxyHandle {
+        ProxyHandle(self.state.clone())
+    }
+
+    /// Connections refused since the proxy started.
     pub fn refused(&self) -> u64 {
-        self.state.refused.load(Ordering::SeqCst)
+        *self.state.refused.borrow()
     }
 
-    /// Waits until a component has tried (and failed) to connect while the proxy is cut.
-    pub async fn wait_for_refusal(&self, after: u64) {
-        tokio::time::timeout(crate::EVENT_TIMEOUT, async {
-            let mut interval = tokio::time::interval(std::time::Duration::from_millis(20));
-            while self.refused() <= after {
-                interval.tick().await;
-            }
-        })
+    /// Waits until a component has tried (and failed) to connect more than `after` times in
+    /// all: proof that it noticed the cut and is trying to reconnect.
+    pub async fn wait_for_refusals(&self, after: u64) {
+        let mut refused = self.state.refused.subscribe();
+        tokio::time::timeout(
+            crate::EVENT_TIMEOUT,
+            refused.wait_for(|count| *count > after),
+        )
         .await
-        .expect("no component tried to reconnect through the cut proxy");
+        .expect("no component tried to reconnect through the cut proxy")
+        .expect("the proxy is alive");
+    }
+}
+
+#[derive(Clone)]
+pub struct ProxyHandle(Arc<State>);
+
+impl ProxyHandle {
+    pub fn cut(&self) {
+        self.0.down.store(true, Ordering::SeqCst);
+        self.0.cuts.send_modify(|cuts| *cuts += 1);
+    }
+
+    pub fn heal(&self) {
+        self.0.down.store(false, Ordering::SeqCst);
     }
 }
 
@@ -91,7 +111,7 @@ async fn accept(listener: TcpListener, state: Arc<State>) {
             continue;
         };
         if state.down.load(Ordering::SeqCst) {
-            state.refused.fetch_add(1, Ordering::SeqCst);
+            state.refused.send_modify(|count| *count += 1);
             drop(client);
             continue;
         }

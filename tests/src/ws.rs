@@ -11,6 +11,8 @@ use crate::EVENT_TIMEOUT;
 
 pub struct WsClient {
     stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// Every event received so far, in order.
+    history: Vec<Value>,
 }
 
 /// What the server sent, parsed.
@@ -25,7 +27,15 @@ impl WsClient {
         let (stream, _) = tokio_tungstenite::connect_async(url)
             .await
             .unwrap_or_else(|err| panic!("connecting to {url}: {err}"));
-        Self { stream }
+        Self {
+            stream,
+            history: Vec::new(),
+        }
+    }
+
+    /// Every event received so far, in order.
+    pub fn history(&self) -> &[Value] {
+        &self.history
     }
 
     /// The next JSON message or the close, within the timeout; panics on silence.
@@ -47,8 +57,9 @@ impl WsClient {
             };
             match message {
                 Message::Text(text) => {
-                    let value = serde_json::from_str(text.as_str())
+                    let value: Value = serde_json::from_str(text.as_str())
                         .unwrap_or_else(|_| panic!("a JSON WebSocket message, got {text}"));
+                    self.history.push(value.clone());
                     return Some(Received::Event(value));
                 }
                 Message::Close(frame) => {
@@ -83,13 +94,26 @@ impl WsClient {
 
 impl WsClient {
     /// Reads events until every task in `ids` has had a terminal one; returns the statuses seen
-    /// for each task, in order of arrival.
+    /// for each task since the client connected, in order of arrival.
     pub async fn statuses_until_finished(
         &mut self,
         ids: &[TaskId],
     ) -> std::collections::HashMap<TaskId, Vec<String>> {
         let mut seen: std::collections::HashMap<TaskId, Vec<String>> =
             std::collections::HashMap::new();
+        let record = |seen: &mut std::collections::HashMap<TaskId, Vec<String>>, event: &Value| {
+            let Some(id) = event["task_id"].as_str().and_then(|id| id.parse().ok()) else {
+                return;
+            };
+            if ids.contains(&id) {
+                seen.entry(id)
+                    .or_default()
+                    .push(event["status"].as_str().unwrap_or_default().to_owned());
+            }
+        };
+        for event in &self.history {
+            record(&mut seen, event);
+        }
         let finished = |seen: &std::collections::HashMap<TaskId, Vec<String>>| {
             ids.iter().all(|id| {
                 seen.get(id)
@@ -98,16 +122,7 @@ impl WsClient {
         };
         while !finished(&seen) {
             match self.next().await {
-                Received::Event(event) => {
-                    let Some(id) = event["task_id"].as_str().and_then(|id| id.parse().ok()) else {
-                        continue;
-                    };
-                    if ids.contains(&id) {
-                        seen.entry(id)
-                            .or_default()
-                            .push(event["status"].as_str().unwrap_or_default().to_owned());
-                    }
-                }
+                Received::Event(event) => record(&mut seen, &event),
                 Received::Closed(code) => panic!("WebSocket closed ({code:?}) while waiting"),
             }
         }

@@ -348,6 +348,16 @@ pub mod headers {
         u32::try_from(number.max(1)).unwrap_or(1)
     }
 
+    /// Why a dead letter is in the dead-letter queue.
+    pub fn reason(headers: Option<&FieldTable>) -> Option<String> {
+        match headers?.inner().get(REASON)? {
+            AMQPValue::LongString(text) => {
+                Some(String::from_utf8_lossy(text.as_bytes()).into_owned())
+            }
+            _ => None,
+        }
+    }
+
     /// The errors recorded by earlier attempts.
     pub fn errors(headers: Option<&FieldTable>) -> Vec<String> {
         match headers.and_then(|h| h.inner().get(ERRORS)) {

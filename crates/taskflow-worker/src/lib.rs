@@ -22,6 +22,9 @@ use tokio::task::JoinSet;
 
 use crate::process::Context;
 
+/// A connection attempt that takes longer than this is abandoned and retried.
+const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
+
 pub struct Worker {
     settings: Settings,
     context: Arc<Context>,
@@ -63,7 +66,10 @@ impl Worker {
         let mut current: Option<Consuming> = None;
 
         'consume: loop {
-            let (consuming, mut consumer) = match self.open_consumer().await {
+            let opened = tokio::time::timeout(OPEN_TIMEOUT, self.open_consumer())
+                .await
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("opening the consumer timed out")));
+            let (consuming, mut consumer) = match opened {
                 Ok(opened) => opened,
                 Err(err) => {
                     tracing::warn!(
