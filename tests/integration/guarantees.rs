@@ -454,7 +454,9 @@ async fn soak_every_accepted_task_finishes_exactly_once_under_random_faults() {
         if status == StatusCode::CREATED {
             accepted.push(body["task_id"].as_str().unwrap().parse::<TaskId>().unwrap());
         } else {
-            refused += 1; // e.g. 500 while the API's database link is cut: not accepted.
+            // 503 while the API's database link is cut: not accepted, and the client knows.
+            assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+            refused += 1;
         }
     }
     stop_faults.send(true).unwrap();

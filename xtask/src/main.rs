@@ -3,6 +3,7 @@
 //! - `migrate`: create the database if needed and apply the migrations (`DB_URL`).
 //! - `up`: migrate, then run the API and the worker with prefixed logs until Ctrl-C.
 //! - `test`: formatting, clippy, and every test suite — the command CI runs.
+//! - `soak`: the fault-injection soak test at full size (`SOAK_TASKS`, default 5,000).
 //!
 //! Settings come from the environment and from a `.env` file at the root, if there is one.
 
@@ -14,7 +15,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use xshell::{Shell, cmd};
 
-const USAGE: &str = "usage: cargo xtask <migrate | up | test>";
+const USAGE: &str = "usage: cargo xtask <migrate | up | test | soak>";
 
 fn main() -> anyhow::Result<()> {
     env::load_dotenv(&project_root().join(".env"))?;
@@ -25,6 +26,7 @@ fn main() -> anyhow::Result<()> {
         Some("migrate") => migrate(&sh),
         Some("up") => up::run(&sh),
         Some("test") => test(&sh),
+        Some("soak") => soak(&sh),
         Some("help" | "--help" | "-h") => {
             println!("{USAGE}");
             Ok(())
@@ -71,6 +73,23 @@ fn test(sh: &Shell) -> anyhow::Result<()> {
         .run();
     remove_test_containers(sh);
     result.context("tests failed")?;
+    Ok(())
+}
+
+/// The soak test at full size: tasks stream in at `SOAK_RATE` per second while random faults
+/// cut MySQL, RabbitMQ and Redis; it prints what was sent, accepted, lost and duplicated.
+fn soak(sh: &Shell) -> anyhow::Result<()> {
+    let tasks = std::env::var("SOAK_TASKS").unwrap_or_else(|_| "5000".to_owned());
+    let rate = std::env::var("SOAK_RATE").unwrap_or_else(|_| "100".to_owned());
+    let result = cmd!(
+        sh,
+        "cargo test -p taskflow-tests --test integration -- soak --nocapture"
+    )
+    .env("SOAK_TASKS", tasks)
+    .env("SOAK_RATE", rate)
+    .run();
+    remove_test_containers(sh);
+    result.context("the soak test failed")?;
     Ok(())
 }
 

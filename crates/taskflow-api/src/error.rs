@@ -34,9 +34,29 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error("content type must be application/json")]
     UnsupportedMediaType,
-    /// Anything else: a dependency failed. The cause is logged, the client sees a generic text.
+    /// A dependency cannot be reached right now: the client may retry (503).
+    #[error("a dependency is unavailable; retry shortly")]
+    Unavailable(anyhow::Error),
+    /// Anything else. The cause is logged, the client sees a generic text.
     #[error(transparent)]
-    Internal(#[from] anyhow::Error),
+    Internal(anyhow::Error),
+}
+
+impl From<anyhow::Error> for ApiError {
+    /// Database connection failures become 503 (retry later), everything else 500.
+    fn from(err: anyhow::Error) -> Self {
+        let unreachable = err.chain().any(|cause| {
+            matches!(
+                cause.downcast_ref::<sqlx::Error>(),
+                Some(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed)
+            )
+        });
+        if unreachable {
+            Self::Unavailable(err)
+        } else {
+            Self::Internal(err)
+        }
+    }
 }
 
 impl ApiError {
@@ -62,6 +82,7 @@ impl ApiError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -74,6 +95,7 @@ impl ApiError {
             Self::Conflict(_) => "conflict",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal_error",
         }
     }
@@ -106,6 +128,13 @@ impl Scribe for ApiError {
             Self::Internal(cause) => {
                 tracing::error!(error = format!("{cause:#}"), "request failed");
                 "internal error; the cause is in the server log".to_owned()
+            }
+            Self::Unavailable(cause) => {
+                tracing::warn!(
+                    error = format!("{cause:#}"),
+                    "request failed: dependency unavailable"
+                );
+                self.to_string()
             }
             other => other.to_string(),
         };
