@@ -27,8 +27,8 @@ async fn a_task_with_a_message_is_seen_processing_then_done_over_the_websocket()
     let events = ws.wait_for(id, TaskStatus::Done).await;
 
     // Assert
-    assert_eq!(statuses(&events), ["PROCESSING", "DONE"]);
-    assert_eq!(events[1]["message"], "hi");
+    assert_eq!(statuses(&events), ["PENDING", "PROCESSING", "DONE"]);
+    assert_eq!(events[2]["message"], "hi");
     let task = app.get_task(id).await;
     assert_eq!(task["status"], "DONE");
     assert_eq!(task["message"], "hi");
@@ -50,8 +50,8 @@ async fn a_task_without_a_message_fails_with_a_reason() {
     let id = app.create_task("no message", json!({"value": 42})).await;
     let events = ws.wait_for(id, TaskStatus::Failed).await;
 
-    assert_eq!(statuses(&events), ["PROCESSING", "FAILED"]);
-    assert_eq!(events[1]["message"], "payload has no `message` field");
+    assert_eq!(statuses(&events), ["PENDING", "PROCESSING", "FAILED"]);
+    assert_eq!(events[2]["message"], "payload has no `message` field");
     let task = app.get_task(id).await;
     assert_eq!(task["status"], "FAILED");
     assert!(task["finished_at"].is_string());
@@ -68,7 +68,7 @@ async fn a_task_with_a_null_payload_fails() {
 
     assert_eq!(
         statuses(&ws.wait_for(id, TaskStatus::Failed).await),
-        ["PROCESSING", "FAILED"]
+        ["PENDING", "PROCESSING", "FAILED"]
     );
 }
 
@@ -83,8 +83,8 @@ async fn every_websocket_client_receives_every_event() {
 
     for client in [&mut first, &mut second] {
         let seen = client.statuses_until_finished(&[done, failed]).await;
-        assert_eq!(seen[&done], ["PROCESSING", "DONE"]);
-        assert_eq!(seen[&failed], ["PROCESSING", "FAILED"]);
+        assert_eq!(seen[&done], ["PENDING", "PROCESSING", "DONE"]);
+        assert_eq!(seen[&failed], ["PENDING", "PROCESSING", "FAILED"]);
     }
 }
 
@@ -117,7 +117,7 @@ async fn a_duplicate_message_for_a_finished_task_changes_nothing_and_announces_n
         .await;
     let seen = ws.wait_for(sentinel, TaskStatus::Done).await;
 
-    assert_eq!(statuses(&seen), ["PROCESSING", "DONE"]);
+    assert_eq!(statuses(&seen), ["PENDING", "PROCESSING", "DONE"]);
     assert_eq!(
         app.get_task(id).await,
         before,
@@ -153,7 +153,7 @@ async fn a_message_redelivered_after_a_worker_died_mid_task_finishes_it_once() {
     let events = ws.wait_for(id, TaskStatus::Done).await;
 
     // Assert: one terminal event, and no second PROCESSING.
-    assert_eq!(statuses(&events), ["DONE"]);
+    assert_eq!(statuses(&events), ["PENDING", "DONE"]);
     assert_eq!(app.stored_status(id).await, TaskStatus::Done);
 }
 
@@ -177,7 +177,7 @@ async fn poison_messages_do_not_stop_the_processing_of_later_tasks() {
 
     assert_eq!(
         statuses(&ws.wait_for(id, TaskStatus::Done).await),
-        ["PROCESSING", "DONE"]
+        ["PENDING", "PROCESSING", "DONE"]
     );
     let (status, _, _) = app.get(&format!("/tasks/{}", unknown.task_id)).await;
     assert_eq!(
@@ -227,7 +227,7 @@ async fn many_tasks_each_make_exactly_one_terminal_transition() {
 
     for (i, id) in ids.iter().enumerate() {
         let expected = if i % 4 == 0 { "FAILED" } else { "DONE" };
-        assert_eq!(seen[id], ["PROCESSING", expected], "task {i}");
+        assert_eq!(seen[id], ["PENDING", "PROCESSING", expected], "task {i}");
     }
 }
 

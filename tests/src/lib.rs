@@ -52,6 +52,8 @@ pub struct TestApp {
     admin_url: String,
     api: Running,
     worker: Option<Running>,
+    /// Where the in-process worker serves `/metrics`.
+    pub worker_metrics: Option<SocketAddr>,
 }
 
 /// One fault proxy per service.
@@ -166,6 +168,7 @@ fn unique_vars(base: &services::Services, suffix: &str) -> HashMap<String, Strin
         ("RETRY_MAX_DELAY_MS".to_owned(), "400".to_owned()),
         ("SHUTDOWN_TIMEOUT_SECONDS".to_owned(), "10".to_owned()),
         ("WORKER_NAME".to_owned(), format!("test-worker-{suffix}")),
+        ("WORKER_METRICS_PORT".to_owned(), "0".to_owned()),
     ])
 }
 
@@ -258,6 +261,7 @@ impl TestApp {
             admin_url: base.mysql.clone(),
             api,
             worker: None,
+            worker_metrics: None,
         };
         if !options.no_worker {
             app.start_worker().await;
@@ -271,6 +275,7 @@ impl TestApp {
         let worker = taskflow_worker::Worker::build(&self.worker_settings)
             .await
             .expect("building the worker");
+        self.worker_metrics = Some(worker.metrics_addr());
         let (stop, stopped) = Running::stop_signal();
         self.worker = Some(Running {
             stop: Some(stop),

@@ -8,11 +8,12 @@ use std::time::{Duration, Instant};
 use sqlx::MySqlPool;
 use taskflow_core::amqp::Broker;
 use taskflow_core::config::RecoverySettings;
-use taskflow_core::contract::TaskCreated;
+use taskflow_core::contract::{StatusEvent, TaskCreated};
 use taskflow_core::db;
 use taskflow_core::domain::TaskId;
 use tokio::sync::{mpsc, watch};
 
+use crate::metrics::ApiMetrics;
 use crate::state::AppState;
 
 /// Confirmed outbox rows deleted per statement, at most.
@@ -34,11 +35,28 @@ pub async fn publish_after_commit(state: &AppState, message: &TaskCreated) {
             // row later, which the idempotent worker shrugs off.
             let _ = state.sent.send(id);
         }
-        Err(err) => tracing::warn!(
-            task_id = %id,
-            error = format!("{err:#}"),
-            "publish failed; the outbox relay will dispatch the task"
-        ),
+        Err(err) => {
+            state.metrics.publish_failures.inc();
+            tracing::warn!(
+                task_id = %id,
+                error = format!("{err:#}"),
+                "publish failed; the outbox relay will dispatch the task"
+            );
+        }
+    }
+}
+
+/// Announces a status change the API made (a new task, a retry) on the status channel, before
+/// its message is published, so subscribers see PENDING before the worker's PROCESSING. The
+/// change is committed already: a Redis failure is logged, not an error for the client.
+pub async fn announce(state: &AppState, event: &StatusEvent) {
+    state
+        .metrics
+        .transitions
+        .with_label_values(&[event.status.as_str()])
+        .inc();
+    if let Err(err) = state.statuses.publish(event).await {
+        tracing::warn!(task_id = %event.task_id, error = format!("{err:#}"), "status change not announced");
     }
 }
 
@@ -67,6 +85,7 @@ pub async fn relay(
     broker: Arc<Broker>,
     recovery: RecoverySettings,
     publish_timeout: Duration,
+    metrics: Arc<ApiMetrics>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut ticks = tokio::time::interval(recovery.sweep_interval);
@@ -98,6 +117,8 @@ pub async fn relay(
         };
         match db::relay_outbox(&pool, RELAY_BATCH, publish).await {
             Ok(report) if report.published > 0 || report.failed > 0 => {
+                metrics.outbox_relayed.inc_by(report.published as u64);
+                metrics.publish_failures.inc_by(report.failed as u64);
                 tracing::info!(
                     published = report.published,
                     failed = report.failed,

@@ -8,6 +8,7 @@
 //! causes are logged here, once, and never sent to the client.
 
 use salvo::http::StatusCode;
+use salvo::oapi::{Components, EndpointOutRegister, Operation, ToSchema};
 use salvo::prelude::*;
 use serde::Serialize;
 
@@ -25,6 +26,8 @@ pub enum ApiError {
         message: String,
         field: Option<&'static str>,
     },
+    #[error("a valid bearer token is required")]
+    Unauthorized,
     #[error("{0} not found")]
     NotFound(&'static str),
     /// The request is valid but the resource is not in a state that allows it.
@@ -34,6 +37,9 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error("content type must be application/json")]
     UnsupportedMediaType,
+    /// The WebSocket connection limit of this process is reached.
+    #[error("too many WebSocket clients on this server; retry later or elsewhere")]
+    TooManyClients,
     /// A dependency cannot be reached right now: the client may retry (503).
     #[error("a dependency is unavailable; retry shortly")]
     Unavailable(anyhow::Error),
@@ -78,10 +84,12 @@ impl ApiError {
         match self {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::TooManyClients => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -91,10 +99,12 @@ impl ApiError {
         match self {
             Self::BadRequest { .. } => "bad_request",
             Self::Validation { .. } => "validation_failed",
+            Self::Unauthorized => "unauthorized",
             Self::NotFound(_) => "not_found",
             Self::Conflict(_) => "conflict",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::TooManyClients => "too_many_clients",
             Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal_error",
         }
@@ -109,17 +119,34 @@ impl ApiError {
 }
 
 /// The body of every error response.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorEnvelope {
     pub error: ErrorBody,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
+    /// Stable, machine-readable: bad_request, validation_failed, unauthorized, not_found,
+    /// method_not_allowed, conflict, payload_too_large, unsupported_media_type, unavailable,
+    /// internal_error.
     pub code: &'static str,
+    /// For people; never contains internal details.
     pub message: String,
+    /// The request field the error concerns, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<&'static str>,
+}
+
+/// Every endpoint may fail with 500 (unexpected); the errors particular to an endpoint are
+/// listed on it.
+impl EndpointOutRegister for ApiError {
+    fn register(components: &mut Components, operation: &mut Operation) {
+        operation.responses.insert(
+            "500",
+            salvo::oapi::Response::new("Unexpected error; the cause is in the server log.")
+                .add_content("application/json", ErrorEnvelope::to_schema(components)),
+        );
+    }
 }
 
 impl Scribe for ApiError {

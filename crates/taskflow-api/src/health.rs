@@ -1,11 +1,15 @@
-//! `/healthz`: a real round trip to MySQL, RabbitMQ and Redis, each with a short timeout.
-//! 200 when all three answer, 503 with a per-component report when one does not, and 503
-//! `draining` once shutdown has begun.
+//! Liveness and readiness.
+//!
+//! - `/livez`: the process is up and serving (no dependency is asked). For restart decisions.
+//! - `/healthz`: a real round trip to MySQL, RabbitMQ and Redis, each with a short timeout: 200
+//!   when all answer, 503 with a per-component report when one does not, and 503 `draining` once
+//!   shutdown has begun. For routing decisions (readiness).
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
 
+use salvo::oapi::ToSchema;
 use salvo::prelude::*;
 use serde::Serialize;
 
@@ -13,24 +17,48 @@ use crate::state::AppState;
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
-#[derive(Serialize)]
+/// Readiness, per dependency.
+#[derive(Serialize, ToSchema)]
 struct Health {
+    /// ok, unavailable or draining.
     status: &'static str,
     components: BTreeMap<&'static str, Component>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct Component {
+    /// up or down.
     status: &'static str,
+    /// Why it is down: unreachable or timed out (details are in the server log).
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<&'static str>,
 }
 
-pub fn router() -> Router {
-    Router::with_path("healthz").get(healthz)
+#[derive(Serialize, ToSchema)]
+struct Live {
+    status: &'static str,
 }
 
-#[handler]
+pub fn router() -> Router {
+    Router::new()
+        .push(Router::with_path("healthz").get(healthz))
+        .push(Router::with_path("livez").get(livez))
+}
+
+/// Liveness: the process serves requests.
+#[endpoint(tags("operations"))]
+async fn livez() -> Json<Live> {
+    Json(Live { status: "ok" })
+}
+
+/// Readiness: MySQL, RabbitMQ and Redis each answer within 2 s, and the API is not draining.
+#[endpoint(
+    tags("operations"),
+    responses(
+        (status_code = 200, description = "Every dependency answered.", body = Health),
+        (status_code = 503, description = "A dependency did not answer, or the API is draining.", body = Health),
+    )
+)]
 async fn healthz(depot: &mut Depot, res: &mut Response) {
     let state = AppState::from_depot(depot);
     let (mysql, rabbitmq, redis) = tokio::join!(

@@ -4,16 +4,22 @@
 //! to the services and binds the port (0 picks a free one), [`Api::run`] serves until the
 //! shutdown future resolves.
 
+mod auth;
 mod dispatch;
 mod error;
 mod health;
+mod metrics;
+mod observe;
+mod schema;
 mod state;
+mod stats;
 mod tasks;
 mod ws;
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -21,7 +27,11 @@ use salvo::catcher::Catcher;
 use salvo::conn::tcp::TcpAcceptor;
 use salvo::cors::{AllowHeaders, AllowMethods, AllowOrigin, Cors};
 use salvo::http::Method;
+use salvo::oapi::OpenApi;
+use salvo::oapi::scalar::Scalar;
 use salvo::prelude::*;
+use salvo::request_id::RequestId;
+use salvo::serve_static::StaticDir;
 use taskflow_core::amqp::Broker;
 use taskflow_core::config::{ApiSettings, Settings};
 use taskflow_core::db;
@@ -30,6 +40,7 @@ use tokio::sync::watch;
 
 pub use tasks::NEXT_CURSOR_HEADER;
 
+use crate::metrics::ApiMetrics;
 use crate::state::AppState;
 use crate::ws::Hub;
 
@@ -54,8 +65,14 @@ impl Api {
         let broker = Arc::new(Broker::connect(&settings.amqp).await?);
         let statuses = StatusPublisher::connect(&settings.redis).await?;
         let (stopping, _) = watch::channel(false);
-        let (hub, relay_events) =
-            Hub::start(settings.redis.clone(), &settings.api, stopping.subscribe()).await;
+        let metrics = Arc::new(ApiMetrics::new());
+        let (hub, relay_events) = Hub::start(
+            settings.redis.clone(),
+            &settings.api,
+            metrics.clone(),
+            stopping.subscribe(),
+        )
+        .await;
         let (sent, to_delete) = tokio::sync::mpsc::unbounded_channel();
         let delete_sent = tokio::spawn(dispatch::delete_sent(pool.clone(), to_delete));
         let relay_outbox = tokio::spawn(dispatch::relay(
@@ -63,17 +80,20 @@ impl Api {
             broker.clone(),
             settings.recovery,
             settings.api.publish_timeout,
+            metrics.clone(),
             stopping.subscribe(),
         ));
-        let state = Arc::new(AppState::new(
-            settings.api.clone(),
-            settings.recovery,
+        let state = Arc::new(AppState {
+            settings: settings.api.clone(),
+            recovery: settings.recovery,
             pool,
             broker,
             statuses,
             hub,
             sent,
-        ));
+            metrics,
+            draining: AtomicBool::new(false),
+        });
 
         let address = format!("{}:{}", settings.api.host, settings.api.port);
         let listener = tokio::net::TcpListener::bind(&address)
@@ -138,11 +158,37 @@ impl Api {
 
 fn service(state: Arc<AppState>) -> Service {
     let cors = cors(&state.settings);
-    let router = Router::new()
-        .hoop(salvo::affix_state::inject(state))
+    let api = Router::new()
         .push(tasks::router())
+        .push(stats::router())
         .push(ws::router())
-        .push(health::router());
+        .push(health::router())
+        .push(metrics::router());
+    let doc = OpenApi::new("TaskFlow API", env!("CARGO_PKG_VERSION")).merge_router(&api);
+    let mut router = Router::new()
+        .hoop(salvo::affix_state::inject(state.clone()))
+        .hoop(RequestId::new())
+        .hoop(observe::observe)
+        .hoop(auth::require_token)
+        .push(api)
+        .push(doc.into_router("/openapi.json"))
+        .push(
+            Scalar::new("/openapi.json")
+                .title("TaskFlow API")
+                .into_router("/docs"),
+        );
+    // The built dashboard, when there is one: `/` and every other unmatched GET serve it, so a
+    // deep link (`/?task=<id>`) works on the same port as the API.
+    let dashboard = std::path::Path::new(&state.settings.static_dir);
+    if dashboard.join("index.html").is_file() {
+        router = router.push(
+            Router::with_path("{**path}").get(
+                StaticDir::new([dashboard])
+                    .defaults("index.html")
+                    .fallback("index.html"),
+            ),
+        );
+    }
     Service::new(router)
         .hoop(cors)
         .catcher(Catcher::default().hoop(error::envelope_catcher))
@@ -166,6 +212,6 @@ fn cors(settings: &ApiSettings) -> salvo::cors::CorsHandler {
             salvo::http::header::CONTENT_TYPE,
             salvo::http::header::AUTHORIZATION,
         ]))
-        .expose_headers(vec![NEXT_CURSOR_HEADER, "link"])
+        .expose_headers(vec![NEXT_CURSOR_HEADER, "link", "x-request-id"])
         .into_handler()
 }

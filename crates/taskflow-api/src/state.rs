@@ -11,6 +11,7 @@ use taskflow_core::domain::TaskId;
 use taskflow_core::status_bus::StatusPublisher;
 use tokio::sync::mpsc;
 
+use crate::metrics::ApiMetrics;
 use crate::ws::Hub;
 
 pub struct AppState {
@@ -22,31 +23,12 @@ pub struct AppState {
     pub hub: Arc<Hub>,
     /// Ids of tasks whose message the broker confirmed: their outbox rows are deleted in batches.
     pub sent: mpsc::UnboundedSender<TaskId>,
-    draining: AtomicBool,
+    pub metrics: Arc<ApiMetrics>,
+    /// Set once shutdown begins; see [`AppState::start_draining`].
+    pub draining: AtomicBool,
 }
 
 impl AppState {
-    pub fn new(
-        settings: ApiSettings,
-        recovery: RecoverySettings,
-        pool: MySqlPool,
-        broker: Arc<Broker>,
-        statuses: StatusPublisher,
-        hub: Arc<Hub>,
-        sent: mpsc::UnboundedSender<TaskId>,
-    ) -> Self {
-        Self {
-            settings,
-            recovery,
-            pool,
-            broker,
-            statuses,
-            hub,
-            sent,
-            draining: AtomicBool::new(false),
-        }
-    }
-
     /// The state injected by the router's `affix_state` hoop; its absence is a wiring bug.
     pub fn from_depot(depot: &Depot) -> &Arc<AppState> {
         depot

@@ -1,8 +1,9 @@
-//! `/tasks`: create a task, read one, list them newest first.
+//! `/tasks`: create a task, read one, list them newest first, retry a failed one.
 
 use salvo::http::ParseError;
 use salvo::http::header::{HeaderValue, LINK};
 use salvo::http::mime;
+use salvo::oapi::extract::{PathParam, QueryParam};
 use salvo::prelude::*;
 use serde_json::Value;
 use taskflow_core::contract::{StatusEvent, TaskCreated};
@@ -10,7 +11,8 @@ use taskflow_core::db::{self, Cursor, RetryOutcome};
 use taskflow_core::domain::{Payload, Task, TaskId, TaskStatus, Title, now_micros};
 
 use crate::dispatch;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorEnvelope};
+use crate::schema::{NewTask, TaskBody, TaskDetailBody};
 use crate::state::AppState;
 
 /// The response header that carries the cursor of the next page, when there is one.
@@ -29,14 +31,46 @@ pub fn router() -> Router {
         )
 }
 
-/// `POST /tasks`: insert the task as PENDING with its message in the outbox (one transaction),
-/// publish the message, answer 201 with the task. A failed publish is left to the relay.
-#[handler]
-async fn create_task(
-    req: &mut Request,
-    depot: &mut Depot,
-    res: &mut Response,
-) -> Result<(), ApiError> {
+/// A task was created: 201 with it.
+pub struct Created(TaskBody);
+
+impl Scribe for Created {
+    fn render(self, res: &mut Response) {
+        res.status_code(StatusCode::CREATED);
+        res.render(Json(self.0));
+    }
+}
+
+impl salvo::oapi::EndpointOutRegister for Created {
+    fn register(components: &mut salvo::oapi::Components, operation: &mut salvo::oapi::Operation) {
+        operation.responses.insert(
+            "201",
+            salvo::oapi::Response::new("The task, PENDING.").add_content(
+                "application/json",
+                <TaskBody as salvo::oapi::ToSchema>::to_schema(components),
+            ),
+        );
+    }
+}
+
+/// Create a task.
+///
+/// Inserts the task as PENDING with its `task.created` message in the outbox (one
+/// transaction), publishes the message, and answers with the task. A publish that fails is left
+/// to the outbox relay: a 201 always means the task will be dispatched.
+#[endpoint(
+    tags("tasks"),
+    request_body(content = NewTask, content_type = "application/json", description = "The task to run."),
+    responses(
+        (status_code = 400, description = "Malformed JSON.", body = ErrorEnvelope),
+        (status_code = 401, description = "API_TOKEN is set and the bearer token is missing or wrong.", body = ErrorEnvelope),
+        (status_code = 413, description = "Body larger than MAX_BODY_BYTES.", body = ErrorEnvelope),
+        (status_code = 415, description = "Content type is not application/json.", body = ErrorEnvelope),
+        (status_code = 422, description = "Title or payload breaks a rule; `field` names it.", body = ErrorEnvelope),
+        (status_code = 503, description = "The database cannot be reached; nothing was stored.", body = ErrorEnvelope),
+    )
+)]
+async fn create_task(req: &mut Request, depot: &mut Depot) -> Result<Created, ApiError> {
     let state = AppState::from_depot(depot);
     require_json(req)?;
     let limit = state.settings.max_body_bytes;
@@ -66,40 +100,63 @@ async fn create_task(
         requested_at: now,
     };
     db::create_task(&state.pool, &task, &message, state.recovery.outbox_grace).await?;
+    state.metrics.tasks_created.inc();
+    let event = StatusEvent {
+        task_id: task.task_id,
+        status: task.status,
+        updated_at: task.updated_at,
+        message: None,
+    };
+    dispatch::announce(state, &event).await;
     dispatch::publish_after_commit(state, &message).await;
-    tracing::info!(task_id = %task.task_id, status = %task.status, "task created");
-    res.status_code(StatusCode::CREATED);
-    res.render(Json(task));
-    Ok(())
+    tracing::debug!(task_id = %task.task_id, "task created");
+    Ok(Created(task.into()))
 }
 
-/// `GET /tasks/{task_id}`: the task and its attempts.
-#[handler]
+/// Read a task, with its attempts.
+#[endpoint(
+    tags("tasks"),
+    parameters(("task_id" = String, Path, description = "The task's UUID.")),
+    responses(
+        (status_code = 400, description = "The id is not a UUID.", body = ErrorEnvelope),
+        (status_code = 401, description = "Reads need the token (API_TOKEN_READS).", body = ErrorEnvelope),
+        (status_code = 404, description = "No such task.", body = ErrorEnvelope),
+        (status_code = 503, description = "The database cannot be reached.", body = ErrorEnvelope),
+    )
+)]
 async fn get_task(
-    req: &mut Request,
+    task_id: PathParam<String>,
     depot: &mut Depot,
-    res: &mut Response,
-) -> Result<(), ApiError> {
+) -> Result<Json<TaskDetailBody>, ApiError> {
     let state = AppState::from_depot(depot);
-    let id = task_id_param(req)?;
+    let id = parse_task_id(&task_id)?;
     let task = db::get_task_detail(&state.pool, id)
         .await?
         .ok_or(ApiError::NotFound("task"))?;
-    res.render(Json(task));
-    Ok(())
+    Ok(Json(task.into()))
 }
 
-/// `POST /tasks/{task_id}/retry`: an operator's replay of a FAILED task, after a fix. The task
-/// becomes PENDING (announced like any status change) and is dispatched again; 409 if it is not
-/// FAILED.
-#[handler]
+/// Retry a FAILED task.
+///
+/// An operator's replay after a fix: the task becomes PENDING again (announced like any status
+/// change) and is dispatched again.
+#[endpoint(
+    tags("tasks"),
+    parameters(("task_id" = String, Path, description = "The task's UUID.")),
+    responses(
+        (status_code = 400, description = "The id is not a UUID.", body = ErrorEnvelope),
+        (status_code = 401, description = "The bearer token is missing or wrong.", body = ErrorEnvelope),
+        (status_code = 404, description = "No such task.", body = ErrorEnvelope),
+        (status_code = 409, description = "The task is not FAILED.", body = ErrorEnvelope),
+        (status_code = 503, description = "The database cannot be reached.", body = ErrorEnvelope),
+    )
+)]
 async fn retry_task(
-    req: &mut Request,
+    task_id: PathParam<String>,
     depot: &mut Depot,
-    res: &mut Response,
-) -> Result<(), ApiError> {
+) -> Result<Json<TaskBody>, ApiError> {
     let state = AppState::from_depot(depot);
-    let id = task_id_param(req)?;
+    let id = parse_task_id(&task_id)?;
     let task = match db::retry_task(&state.pool, id, state.recovery.outbox_grace).await? {
         RetryOutcome::Retried(task) => task,
         RetryOutcome::NotFailed(status) => {
@@ -115,9 +172,7 @@ async fn retry_task(
         updated_at: task.updated_at,
         message: None,
     };
-    if let Err(err) = state.statuses.publish(&event).await {
-        tracing::warn!(task_id = %id, error = format!("{err:#}"), "status change not announced");
-    }
+    dispatch::announce(state, &event).await;
     let message = TaskCreated {
         task_id: id,
         payload: task.payload.to_value(),
@@ -125,27 +180,40 @@ async fn retry_task(
     };
     dispatch::publish_after_commit(state, &message).await;
     tracing::info!(task_id = %id, "task retried by an operator");
-    res.render(Json(task));
-    Ok(())
+    Ok(Json(task.into()))
 }
 
-fn task_id_param(req: &Request) -> Result<TaskId, ApiError> {
-    req.param::<String>("task_id")
-        .unwrap_or_default()
-        .parse()
+fn parse_task_id(raw: &str) -> Result<TaskId, ApiError> {
+    raw.parse()
         .map_err(|err| ApiError::bad_request(format!("{err}"), Some("task_id")))
 }
 
-/// `GET /tasks?limit=&status=&before=`: a JSON array, newest first. When more tasks follow, the
-/// `x-next-cursor` header (and a `Link: rel="next"`) says where the next page starts.
-#[handler]
+/// List tasks, newest first.
+///
+/// Keyset paging: when more tasks follow, the `x-next-cursor` header (and a `Link: rel="next"`)
+/// gives the `before` of the next page.
+#[endpoint(
+    tags("tasks"),
+    parameters(
+        ("limit" = Option<u32>, Query, description = "Page size, 1 to 500 (default 50)."),
+        ("status" = Option<String>, Query, description = "PENDING, PROCESSING, DONE or FAILED."),
+        ("before" = Option<String>, Query, description = "A cursor from x-next-cursor."),
+    ),
+    responses(
+        (status_code = 400, description = "A bad limit, status or cursor; `field` names it.", body = ErrorEnvelope),
+        (status_code = 401, description = "Reads need the token (API_TOKEN_READS).", body = ErrorEnvelope),
+        (status_code = 503, description = "The database cannot be reached.", body = ErrorEnvelope),
+    )
+)]
 async fn list_tasks(
-    req: &mut Request,
+    limit: QueryParam<String, false>,
+    status: QueryParam<String, false>,
+    before: QueryParam<String, false>,
     depot: &mut Depot,
     res: &mut Response,
-) -> Result<(), ApiError> {
+) -> Result<Json<Vec<TaskBody>>, ApiError> {
     let state = AppState::from_depot(depot);
-    let limit = match req.queries().get("limit") {
+    let limit = match limit.into_inner() {
         None => DEFAULT_LIMIT,
         Some(raw) => raw
             .parse::<u32>()
@@ -158,15 +226,13 @@ async fn list_tasks(
                 )
             })?,
     };
-    let status = req
-        .queries()
-        .get("status")
+    let status = status
+        .into_inner()
         .map(|raw| raw.parse::<TaskStatus>())
         .transpose()
         .map_err(|err| ApiError::bad_request(err.to_string(), Some("status")))?;
-    let before = req
-        .queries()
-        .get("before")
+    let before = before
+        .into_inner()
         .map(|raw| raw.parse::<Cursor>())
         .transpose()
         .map_err(|()| {
@@ -190,8 +256,7 @@ async fn list_tasks(
         );
         headers.insert(LINK, HeaderValue::from_str(&next).expect("link is ASCII"));
     }
-    res.render(Json(tasks));
-    Ok(())
+    Ok(Json(tasks.into_iter().map(Into::into).collect()))
 }
 
 fn require_json(req: &Request) -> Result<(), ApiError> {

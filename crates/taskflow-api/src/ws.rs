@@ -5,8 +5,14 @@
 //! whatever the number of clients, and each client has its own task that writes to its socket.
 //! A slow client therefore slows only itself; when it falls more than the ring's size behind it
 //! loses the oldest events and is sent a resync notice, so memory stays bounded.
+//!
+//! Limits: at most `WS_MAX_CLIENTS` connections per process (more get 503 before the upgrade);
+//! each client is pinged every `WS_PING_INTERVAL_SECONDS` and dropped after
+//! `WS_IDLE_TIMEOUT_SECONDS` without hearing anything from it (a pong counts).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use salvo::prelude::*;
 use salvo::websocket::{Message, WebSocket, WebSocketUpgrade};
@@ -16,10 +22,14 @@ use taskflow_core::status_bus::{Relayed, relay_status_events};
 use tokio::sync::{broadcast, watch};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
+use crate::error::{ApiError, ErrorEnvelope};
+use crate::metrics::ApiMetrics;
 use crate::state::AppState;
 
 /// WebSocket close code 1001, "going away": the server is shutting down.
 const GOING_AWAY: u16 = 1001;
+/// WebSocket close code 1008, "policy violation": here, silent for too long.
+const POLICY_VIOLATION: u16 = 1008;
 /// How long start-up waits for the first Redis subscription.
 const SUBSCRIBE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -27,6 +37,11 @@ const SUBSCRIBE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 pub struct Hub {
     events: broadcast::Sender<Utf8Bytes>,
     closing: watch::Receiver<bool>,
+    clients: AtomicUsize,
+    max_clients: usize,
+    ping_interval: Duration,
+    idle_timeout: Duration,
+    metrics: Arc<ApiMetrics>,
 }
 
 impl Hub {
@@ -36,6 +51,7 @@ impl Hub {
     pub async fn start(
         redis: RedisSettings,
         settings: &ApiSettings,
+        metrics: Arc<ApiMetrics>,
         closing: watch::Receiver<bool>,
     ) -> (Arc<Self>, tokio::task::JoinHandle<()>) {
         let (events, _) = broadcast::channel(settings.ws_client_buffer);
@@ -75,41 +91,97 @@ impl Hub {
                 "status relay not subscribed yet; WebSocket clients may miss early events"
             );
         }
-        (Arc::new(Self { events, closing }), relay)
+        let hub = Self {
+            events,
+            closing,
+            clients: AtomicUsize::new(0),
+            max_clients: settings.ws_max_clients,
+            ping_interval: settings.ws_ping_interval,
+            idle_timeout: settings.ws_idle_timeout,
+            metrics,
+        };
+        (Arc::new(hub), relay)
     }
 }
 
 pub fn router() -> Router {
-    Router::with_path("ws").goal(connect)
+    Router::with_path("ws").get(connect)
 }
 
-#[handler]
-async fn connect(
-    req: &mut Request,
-    depot: &mut Depot,
-    res: &mut Response,
-) -> Result<(), StatusError> {
-    let hub = AppState::from_depot(depot).hub.clone();
-    let events = hub.events.subscribe();
-    let closing = hub.closing.clone();
-    WebSocketUpgrade::new()
-        .upgrade(req, res, move |socket| {
-            serve_client(socket, events, closing)
+/// A connected client, counted for the limit and the gauge while it lives.
+struct ClientSlot(Arc<Hub>);
+
+impl ClientSlot {
+    fn claim(hub: &Arc<Hub>) -> Option<Self> {
+        let claimed = hub
+            .clients
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < hub.max_clients).then_some(n + 1)
+            })
+            .is_ok();
+        claimed.then(|| {
+            hub.metrics.ws_clients.inc();
+            Self(hub.clone())
         })
+    }
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        self.0.clients.fetch_sub(1, Ordering::SeqCst);
+        self.0.metrics.ws_clients.dec();
+    }
+}
+
+/// The live stream of status changes (WebSocket).
+///
+/// Upgrade with a WebSocket handshake. Each text message is a status event
+/// `{"task_id","status","updated_at","message"?}` or a resync notice `{"event":"resync","reason"}`
+/// (reload from the REST API). The server pings; it closes with 1001 when shutting down. With
+/// `API_TOKEN_READS`, pass the token as `?token=`.
+#[endpoint(
+    tags("tasks"),
+    responses(
+        (status_code = 101, description = "Switching protocols: the stream begins."),
+        (status_code = 400, description = "Not a WebSocket handshake.", body = ErrorEnvelope),
+        (status_code = 401, description = "Reads need the token (API_TOKEN_READS).", body = ErrorEnvelope),
+        (status_code = 503, description = "WS_MAX_CLIENTS reached on this server.", body = ErrorEnvelope),
+    )
+)]
+async fn connect(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
+    let hub = AppState::from_depot(depot).hub.clone();
+    let Some(slot) = ClientSlot::claim(&hub) else {
+        tracing::warn!(
+            max = hub.max_clients,
+            "WebSocket client refused: too many clients"
+        );
+        return Err(ApiError::TooManyClients);
+    };
+    let events = hub.events.subscribe();
+    WebSocketUpgrade::new()
+        .upgrade(req, res, move |socket| serve_client(socket, events, slot))
         .await
+        .map_err(|err| ApiError::bad_request(err.brief, None))
 }
 
 async fn serve_client(
     mut socket: WebSocket,
     mut events: broadcast::Receiver<Utf8Bytes>,
-    mut closing: watch::Receiver<bool>,
+    slot: ClientSlot,
 ) {
+    let hub = slot.0.clone();
+    let mut closing = hub.closing.clone();
+    let mut ping = tokio::time::interval(hub.ping_interval);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ping.tick().await; // The first tick is immediate.
+    let mut last_heard = tokio::time::Instant::now();
     loop {
         tokio::select! {
             event = events.recv() => {
                 let text = match event {
                     Ok(text) => text,
                     Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        hub.metrics.ws_dropped.inc_by(missed);
                         tracing::warn!(missed, "a slow WebSocket client missed events; asking it to resync");
                         ResyncNotice::new(format!("client fell behind by {missed} events")).to_json().into()
                     }
@@ -118,12 +190,24 @@ async fn serve_client(
                 if socket.send(Message::text(text)).await.is_err() {
                     return;
                 }
+                hub.metrics.ws_sent.inc();
             }
             incoming = socket.recv() => match incoming {
-                // Clients have nothing to say; pings are answered by the protocol layer.
-                Some(Ok(message)) if !message.is_close() => {}
+                // Clients have nothing to say but pongs (and pings, answered by the protocol
+                // layer); anything they send shows they are alive.
+                Some(Ok(message)) if !message.is_close() => last_heard = tokio::time::Instant::now(),
                 _ => return,
             },
+            _ = ping.tick() => {
+                if last_heard.elapsed() > hub.idle_timeout {
+                    tracing::info!("dropping an idle WebSocket client");
+                    let _ = socket.send(Message::close_with(POLICY_VIOLATION, "idle timeout")).await;
+                    return;
+                }
+                if socket.send(Message::ping(Vec::new())).await.is_err() {
+                    return;
+                }
+            }
             () = wait_for_close(&mut closing) => break,
         }
     }

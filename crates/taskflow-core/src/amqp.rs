@@ -227,7 +227,7 @@ impl Broker {
     /// Keeps `body` in the dead-letter queue, with `headers` saying why and what was tried.
     pub async fn dead_letter(&self, body: &[u8], headers: FieldTable) -> anyhow::Result<()> {
         let queue = self.settings.dead_letter_queue.clone();
-        let channel = self.channel(Some((&queue, &FieldTable::default()))).await?;
+        let channel = self.channel(None).await?;
         confirmed_publish(
             &channel,
             "",
@@ -236,6 +236,25 @@ impl Broker {
             persistent_json().with_headers(headers),
         )
         .await
+    }
+
+    /// Messages ready in the work queue or the dead-letter queue. Both are declared when the
+    /// link opens, so declaring them again (same arguments) is a safe way to read the count.
+    pub async fn queue_depth(&self, kind: QueueKind) -> anyhow::Result<u32> {
+        let queue = match kind {
+            QueueKind::Work => &self.settings.queue,
+            QueueKind::DeadLetter => &self.settings.dead_letter_queue,
+        };
+        let channel = self.channel(None).await?;
+        let declared = channel
+            .queue_declare(
+                queue.as_str().into(),
+                QueueDeclareOptions::durable(),
+                FieldTable::default(),
+            )
+            .await
+            .with_context(|| format!("reading the depth of {queue}"))?;
+        Ok(declared.message_count())
     }
 
     /// A broker round trip, for health checks.
@@ -272,6 +291,15 @@ async fn open_link(connection: Connection, settings: &AmqpSettings) -> anyhow::R
         .await
         .context("opening the publish channel")?;
     declare_topology(&channel, settings).await?;
+    channel
+        .queue_declare(
+            settings.dead_letter_queue.as_str().into(),
+            // Durable, no arguments: a plain holding queue, read by operators.
+            QueueDeclareOptions::durable(),
+            FieldTable::default(),
+        )
+        .await
+        .with_context(|| format!("declaring queue {}", settings.dead_letter_queue))?;
     // Publisher confirms: a publish counts only once the broker has taken responsibility.
     channel
         .confirm_select(ConfirmSelectOptions::default())
@@ -321,6 +349,13 @@ async fn confirmed_publish(
         anyhow::bail!("the message was returned unroutable to {exchange}/{routing_key}");
     }
     Ok(())
+}
+
+/// The queues whose depth is exported as a metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueKind {
+    Work,
+    DeadLetter,
 }
 
 /// Headers TaskFlow adds to the messages it re-publishes: the attempt, the errors met so far,

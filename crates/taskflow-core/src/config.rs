@@ -40,6 +40,19 @@ pub struct ApiSettings {
     pub shutdown_delay: Duration,
     /// `SHUTDOWN_TIMEOUT_SECONDS`: how long in-flight requests get to finish.
     pub shutdown_timeout: Duration,
+    /// `WS_MAX_CLIENTS`: WebSocket connections one API process accepts; more get 503.
+    pub ws_max_clients: usize,
+    /// `WS_PING_INTERVAL_SECONDS`: how often the server pings each WebSocket client.
+    pub ws_ping_interval: Duration,
+    /// `WS_IDLE_TIMEOUT_SECONDS`: a client that sends nothing (not even a pong) for this long is
+    /// disconnected.
+    pub ws_idle_timeout: Duration,
+    /// `API_TOKEN`: when set, writes need `Authorization: Bearer <token>`.
+    pub token: Option<String>,
+    /// `API_TOKEN_READS`: when true (and a token is set), reads and the WebSocket need it too.
+    pub token_for_reads: bool,
+    /// `STATIC_DIR`: the built dashboard to serve at `/`, if the folder exists.
+    pub static_dir: String,
 }
 
 #[derive(Debug, Clone)]
@@ -86,6 +99,9 @@ pub struct WorkerSettings {
     pub shutdown_timeout: Duration,
     /// `WORKER_NAME`: recorded with each attempt; defaults to the host name and process id.
     pub name: String,
+    /// `WORKER_METRICS_PORT`: where the worker serves `/metrics` and `/livez` (0 picks a free
+    /// port).
+    pub metrics_port: u16,
 }
 
 /// Retries of transient failures (a dependency unreachable, a timeout): exponential backoff with
@@ -183,6 +199,12 @@ impl Settings {
                 publish_timeout: env.millis("PUBLISH_TIMEOUT_MS", 5_000)?,
                 shutdown_delay: env.millis("SHUTDOWN_DELAY_MS", 0)?,
                 shutdown_timeout: env.seconds("SHUTDOWN_TIMEOUT_SECONDS", 30)?,
+                ws_max_clients: env.positive("WS_MAX_CLIENTS", 10_000)?,
+                ws_ping_interval: env.seconds("WS_PING_INTERVAL_SECONDS", 30)?,
+                ws_idle_timeout: env.seconds("WS_IDLE_TIMEOUT_SECONDS", 90)?,
+                token: Some(env.string("API_TOKEN", "")).filter(|token| !token.is_empty()),
+                token_for_reads: env.parse("API_TOKEN_READS", false)?,
+                static_dir: env.string("STATIC_DIR", "frontend/dist"),
             },
             db: DbSettings {
                 url: normalize_db_url(&env.string(
@@ -211,6 +233,7 @@ impl Settings {
                 prefetch: env.positive("WORKER_PREFETCH", 8)?,
                 shutdown_timeout: env.seconds("SHUTDOWN_TIMEOUT_SECONDS", 30)?,
                 name: env.string("WORKER_NAME", &default_worker_name()),
+                metrics_port: env.parse("WORKER_METRICS_PORT", 9100)?,
             },
             retry: RetrySettings {
                 max_attempts: env.positive("RETRY_MAX_ATTEMPTS", 5)?,

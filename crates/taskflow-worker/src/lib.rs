@@ -6,12 +6,14 @@
 //! broker redelivers what was unacked.
 
 mod job;
+mod metrics;
 mod process;
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use futures_util::StreamExt as _;
 use lapin::options::BasicCancelOptions;
 use taskflow_core::amqp::{self, Broker};
@@ -20,6 +22,7 @@ use taskflow_core::db;
 use taskflow_core::status_bus::StatusPublisher;
 use tokio::task::JoinSet;
 
+use crate::metrics::WorkerMetrics;
 use crate::process::Context;
 
 /// A connection attempt that takes longer than this is abandoned and retried.
@@ -28,6 +31,9 @@ const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Worker {
     settings: Settings,
     context: Arc<Context>,
+    /// Taken by `run` to serve `/metrics`.
+    metrics_listener: Option<salvo::conn::tcp::TcpAcceptor>,
+    metrics_addr: std::net::SocketAddr,
 }
 
 /// An open consumer: its connection, channel and tag.
@@ -43,6 +49,13 @@ impl Worker {
         let pool = db::connect(&settings.db).await?;
         let broker = Broker::connect(&settings.amqp).await?;
         let statuses = StatusPublisher::connect(&settings.redis).await?;
+        let address = format!("{}:{}", settings.api.host, settings.worker.metrics_port);
+        let listener = tokio::net::TcpListener::bind(&address)
+            .await
+            .with_context(|| format!("binding the metrics port {address}"))?;
+        let metrics_addr = listener
+            .local_addr()
+            .context("reading the metrics address")?;
         Ok(Self {
             settings: settings.clone(),
             context: Arc::new(Context {
@@ -51,15 +64,35 @@ impl Worker {
                 broker,
                 retry: settings.retry,
                 worker_name: settings.worker.name.clone(),
+                metrics: Arc::new(WorkerMetrics::new()),
             }),
+            metrics_listener: Some(
+                salvo::conn::tcp::TcpAcceptor::try_from(listener)
+                    .context("accepting on the metrics port")?,
+            ),
+            metrics_addr,
         })
+    }
+
+    /// Where `/metrics` and `/livez` are served.
+    pub fn metrics_addr(&self) -> std::net::SocketAddr {
+        self.metrics_addr
     }
 
     /// Consumes until `shutdown` resolves; then stops consuming, gives the tasks in progress
     /// `SHUTDOWN_TIMEOUT_SECONDS` to finish and settle, and closes the connections. A task still
     /// running at the deadline is abandoned unacked: the broker requeues its message once.
-    pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         tokio::pin!(shutdown);
+        let metrics_server = salvo::Server::new(
+            self.metrics_listener
+                .take()
+                .expect("run is called once, and only it takes the listener"),
+        );
+        let metrics_handle = metrics_server.handle();
+        let metrics_task =
+            tokio::spawn(metrics_server.serve(metrics::router(self.context.metrics.clone())));
+        tracing::info!(address = %self.metrics_addr, "worker metrics listening");
         // The broker sends at most `prefetch` unacked deliveries, which bounds this set.
         let mut in_progress = JoinSet::new();
         let mut reconnect_delay = Duration::from_millis(100);
@@ -146,6 +179,8 @@ impl Worker {
         }
         self.context.broker.close().await;
         self.context.pool.close().await;
+        metrics_handle.stop_graceful(Duration::from_secs(1));
+        let _ = metrics_task.await;
         tracing::info!("worker stopped");
         Ok(())
     }

@@ -8,6 +8,7 @@
 //! sleeping here, which would hold a prefetch slot) and, past `RETRY_MAX_ATTEMPTS`, fail the task
 //! and are dead-lettered with their history.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use lapin::message::Delivery;
@@ -22,6 +23,7 @@ use taskflow_core::status_bus::StatusPublisher;
 use tracing::Instrument as _;
 
 use crate::job;
+use crate::metrics::WorkerMetrics;
 
 /// What the worker needs to process a delivery.
 pub struct Context {
@@ -30,6 +32,7 @@ pub struct Context {
     pub broker: Broker,
     pub retry: RetrySettings,
     pub worker_name: String,
+    pub metrics: Arc<WorkerMetrics>,
 }
 
 /// How processing a delivery ended.
@@ -103,6 +106,10 @@ async fn process(ctx: &Context, message: TaskCreated) -> Outcome {
             updated_at,
         }) => {
             if from_pending {
+                ctx.metrics.observe(
+                    "queue_wait",
+                    seconds_since(message.requested_at, updated_at),
+                );
                 announce(ctx, id, TaskStatus::Processing, updated_at, None).await;
             } else {
                 tracing::info!(attempt, "resuming a task whose earlier attempt never ended");
@@ -131,6 +138,11 @@ async fn process(ctx: &Context, message: TaskCreated) -> Outcome {
     };
     match db::finish_attempt(&ctx.pool, id, attempt, status, &result).await {
         Ok(Transition::Applied { updated_at }) => {
+            ctx.metrics.observe("run", started.elapsed().as_secs_f64());
+            ctx.metrics.observe(
+                "end_to_end",
+                seconds_since(message.requested_at, updated_at),
+            );
             announce(ctx, id, status, updated_at, Some(result)).await;
             tracing::info!(
                 from = %TaskStatus::Processing,
@@ -162,7 +174,7 @@ async fn settle(
         Outcome::Settled => Settle::Ack,
         Outcome::Poison(reason) => {
             tracing::warn!(%reason, body = %preview(&delivery.data), "dead-lettering a message that cannot be processed");
-            dead_letter(ctx, &delivery.data, attempt, &errors, &reason).await
+            dead_letter(ctx, &delivery.data, attempt, &errors, &reason, "poison").await
         }
         Outcome::Transient(err) => {
             let error = format!("{err:#}");
@@ -177,6 +189,7 @@ async fn settle(
                     .await
                 {
                     Ok(()) => {
+                        ctx.metrics.retries.inc();
                         tracing::warn!(%error, next_attempt = next, delay_ms = delay.as_millis() as u64, "transient failure; retry scheduled");
                         Settle::Ack
                     }
@@ -224,7 +237,7 @@ async fn give_up(
         }
     }
     tracing::error!(%reason, "task failed for good; dead-lettering its message");
-    dead_letter(ctx, body, attempt, errors, reason).await
+    dead_letter(ctx, body, attempt, errors, reason, "exhausted").await
 }
 
 async fn dead_letter(
@@ -233,13 +246,17 @@ async fn dead_letter(
     attempt: u32,
     errors: &[String],
     reason: &str,
+    kind: &str,
 ) -> Settle {
     match ctx
         .broker
         .dead_letter(body, headers::build(attempt, errors, Some(reason)))
         .await
     {
-        Ok(()) => Settle::Ack,
+        Ok(()) => {
+            ctx.metrics.dead_lettered.with_label_values(&[kind]).inc();
+            Settle::Ack
+        }
         Err(err) => {
             tracing::error!(
                 error = format!("{err:#}"),
@@ -263,6 +280,10 @@ async fn announce(
     updated_at: chrono::DateTime<chrono::Utc>,
     message: Option<String>,
 ) {
+    ctx.metrics
+        .transitions
+        .with_label_values(&[status.as_str()])
+        .inc();
     let event = StatusEvent {
         task_id,
         status,
@@ -270,6 +291,11 @@ async fn announce(
         message,
     };
     if let Err(err) = ctx.statuses.publish(&event).await {
+        ctx.metrics.status_publish_failures.inc();
         tracing::warn!(status = %status, error = format!("{err:#}"), "status change not announced");
     }
+}
+
+fn seconds_since(from: chrono::DateTime<chrono::Utc>, to: chrono::DateTime<chrono::Utc>) -> f64 {
+    (to - from).as_seconds_f64()
 }

@@ -8,6 +8,7 @@
 mod migrations;
 mod outbox;
 mod processing;
+pub mod stats;
 mod tasks;
 
 use std::str::FromStr;

@@ -1,0 +1,163 @@
+//! The API's representations: what goes over HTTP, described for OpenAPI.
+//!
+//! The domain types in `taskflow-core` know no framework, so the shapes that carry OpenAPI
+//! schemas live here and are built from them. The integration suite's snapshots pin that both
+//! serialise the same JSON.
+
+use chrono::{DateTime, Utc};
+use salvo::oapi::ToSchema;
+use serde::Serialize;
+use taskflow_core::domain::{Attempt, AttemptOutcome, Task, TaskDetail, TaskStatus};
+use uuid::Uuid;
+
+/// Where a task is in its life: `PENDING → PROCESSING → DONE | FAILED`.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "UPPERCASE")]
+#[salvo(schema(name = "TaskStatus"))]
+pub enum Status {
+    Pending,
+    Processing,
+    Done,
+    Failed,
+}
+
+impl From<TaskStatus> for Status {
+    fn from(status: TaskStatus) -> Self {
+        match status {
+            TaskStatus::Pending => Self::Pending,
+            TaskStatus::Processing => Self::Processing,
+            TaskStatus::Done => Self::Done,
+            TaskStatus::Failed => Self::Failed,
+        }
+    }
+}
+
+/// A task.
+#[derive(Debug, Serialize, ToSchema)]
+#[salvo(schema(name = "Task"))]
+pub struct TaskBody {
+    pub task_id: Uuid,
+    /// 1 to 255 characters.
+    pub title: String,
+    /// A JSON object, or null.
+    pub payload: Option<serde_json::Map<String, serde_json::Value>>,
+    pub status: Status,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    /// The payload's message once DONE, the failure reason once FAILED.
+    pub message: Option<String>,
+}
+
+impl From<Task> for TaskBody {
+    fn from(task: Task) -> Self {
+        let payload = match task.payload.to_value() {
+            serde_json::Value::Object(map) => Some(map),
+            _ => None,
+        };
+        Self {
+            task_id: task.task_id.as_uuid(),
+            title: task.title.as_str().to_owned(),
+            payload,
+            status: task.status.into(),
+            created_at: task.created_at,
+            updated_at: task.updated_at,
+            finished_at: task.finished_at,
+            message: task.message,
+        }
+    }
+}
+
+/// How one processing attempt ended: `RETRY` is a transient failure that was retried.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Outcome {
+    Done,
+    Failed,
+    Retry,
+}
+
+/// One processing attempt of a task.
+#[derive(Debug, Serialize, ToSchema)]
+#[salvo(schema(name = "Attempt"))]
+pub struct AttemptBody {
+    pub attempt: u32,
+    pub worker: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub outcome: Option<Outcome>,
+    pub error: Option<String>,
+}
+
+impl From<Attempt> for AttemptBody {
+    fn from(attempt: Attempt) -> Self {
+        Self {
+            attempt: attempt.attempt,
+            worker: attempt.worker,
+            started_at: attempt.started_at,
+            finished_at: attempt.finished_at,
+            outcome: attempt.outcome.map(|outcome| match outcome {
+                AttemptOutcome::Done => Outcome::Done,
+                AttemptOutcome::Failed => Outcome::Failed,
+                AttemptOutcome::Retry => Outcome::Retry,
+            }),
+            error: attempt.error,
+        }
+    }
+}
+
+/// A task with its timeline of attempts.
+#[derive(Debug, Serialize, ToSchema)]
+#[salvo(schema(name = "TaskDetail"))]
+pub struct TaskDetailBody {
+    #[serde(flatten)]
+    pub task: TaskBody,
+    pub attempts: Vec<AttemptBody>,
+}
+
+impl From<TaskDetail> for TaskDetailBody {
+    fn from(detail: TaskDetail) -> Self {
+        Self {
+            task: detail.task.into(),
+            attempts: detail.attempts.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+/// The body of `POST /tasks`.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)] // Documents the body; the handler parses it field by field for precise errors.
+pub struct NewTask {
+    /// 1 to 255 characters, not only whitespace.
+    #[salvo(schema(example = "Example Task"))]
+    pub title: String,
+    /// A JSON object or null. The task is DONE with `payload.message` if present, else FAILED.
+    pub payload: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// Task counts, and what finished per minute, for the dashboard.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Stats {
+    /// Tasks per status, every status present.
+    pub counts: Counts,
+    /// Tasks finished per minute over the last hour, oldest first; minutes without any are
+    /// left out.
+    pub finished_per_minute: Vec<MinuteCount>,
+}
+
+#[derive(Debug, Default, Serialize, ToSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub struct Counts {
+    pub pending: u64,
+    pub processing: u64,
+    pub done: u64,
+    pub failed: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MinuteCount {
+    /// The start of the minute.
+    pub minute: DateTime<Utc>,
+    pub done: u64,
+    pub failed: u64,
+}

@@ -1,0 +1,116 @@
+//! The worker's Prometheus metrics, in a registry of its own, served with `/livez` on
+//! `WORKER_METRICS_PORT`.
+
+use std::sync::Arc;
+
+use prometheus::{
+    Encoder as _, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
+    TextEncoder,
+};
+use salvo::prelude::*;
+
+/// Buckets from 1 ms to 5 min: queue waits grow long when workers fall behind.
+const SECONDS_BUCKETS: [f64; 14] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0, 60.0, 300.0,
+];
+
+pub struct WorkerMetrics {
+    registry: Registry,
+    pub transitions: IntCounterVec,
+    pub retries: IntCounter,
+    pub dead_lettered: IntCounterVec,
+    pub status_publish_failures: IntCounter,
+    /// `queue_wait`, `run` and `end_to_end`, by outcome.
+    pub durations: HistogramVec,
+}
+
+impl WorkerMetrics {
+    pub fn new() -> Self {
+        let metrics = Self {
+            transitions: IntCounterVec::new(
+                Opts::new("taskflow_task_transitions_total", "Status changes made by this process, by the status entered."),
+                &["status"],
+            )
+            .expect("valid metric"),
+            retries: IntCounter::new("taskflow_task_retries_total", "Transient failures scheduled for another attempt.")
+                .expect("valid metric"),
+            dead_lettered: IntCounterVec::new(
+                Opts::new("taskflow_tasks_dead_lettered_total", "Messages sent to the dead-letter queue, by reason (poison, exhausted)."),
+                &["reason"],
+            )
+            .expect("valid metric"),
+            status_publish_failures: IntCounter::new(
+                "taskflow_status_publish_failures_total",
+                "Status changes committed but not announced on Redis.",
+            )
+            .expect("valid metric"),
+            durations: HistogramVec::new(
+                HistogramOpts::new(
+                    "taskflow_task_duration_seconds",
+                    "Task timings: phase=queue_wait (created to PROCESSING), run (PROCESSING to terminal), end_to_end (created to terminal).",
+                )
+                .buckets(SECONDS_BUCKETS.to_vec()),
+                &["phase"],
+            )
+            .expect("valid metric"),
+            registry: Registry::new(),
+        };
+        let collectors: [Box<dyn prometheus::core::Collector>; 5] = [
+            Box::new(metrics.transitions.clone()),
+            Box::new(metrics.retries.clone()),
+            Box::new(metrics.dead_lettered.clone()),
+            Box::new(metrics.status_publish_failures.clone()),
+            Box::new(metrics.durations.clone()),
+        ];
+        for collector in collectors {
+            metrics
+                .registry
+                .register(collector)
+                .expect("metric names are unique");
+        }
+        metrics
+    }
+
+    pub fn observe(&self, phase: &str, seconds: f64) {
+        self.durations
+            .with_label_values(&[phase])
+            .observe(seconds.max(0.0));
+    }
+
+    pub fn render(&self) -> String {
+        let mut text = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut text)
+            .expect("encoding metrics");
+        String::from_utf8(text).expect("metrics text is UTF-8")
+    }
+}
+
+impl Default for WorkerMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// `/metrics` and `/livez` for the worker.
+pub fn router(metrics: Arc<WorkerMetrics>) -> Router {
+    Router::new()
+        .hoop(salvo::affix_state::inject(metrics))
+        .push(Router::with_path("metrics").get(scrape))
+        .push(Router::with_path("livez").get(livez))
+}
+
+#[handler]
+async fn scrape(depot: &mut Depot, res: &mut Response) {
+    let metrics = depot
+        .get_typed::<Arc<WorkerMetrics>>()
+        .expect("metrics are injected");
+    res.add_header("content-type", TextEncoder::new().format_type(), true)
+        .expect("a valid header");
+    res.render(metrics.render());
+}
+
+#[handler]
+async fn livez() -> &'static str {
+    "ok"
+}
