@@ -1,0 +1,78 @@
+// The page: header with the connection state, overview, create form, task detail and list, and
+// the notifications; wires the controller hook to the components.
+
+import { useCallback, useMemo, useState } from 'react';
+import { visibleTasks } from '../store';
+import { useDashboard, type DashboardDeps } from '../useDashboard';
+import { useTaskParam } from '../location';
+import { ConnectionStatus } from './ConnectionStatus';
+import { CreateTaskForm } from './CreateTaskForm';
+import { Overview } from './Overview';
+import { TaskDetail } from './TaskDetail';
+import { TaskList } from './TaskList';
+import { Toasts } from './Toasts';
+
+/** `deps` must keep its identity across renders: a new object would reconnect the WebSocket. */
+export function App({ deps }: { deps: DashboardDeps }) {
+  const [selectedId, select] = useTaskParam();
+  const { state, connection, fetches, actions } = useDashboard(deps, selectedId);
+  const [search, setSearch] = useState('');
+
+  const allTasks = useMemo(() => Object.values(state.tasks), [state.tasks]);
+  const rows = useMemo(() => visibleTasks(state, search), [state, search]);
+  // Closing the detail hands focus back to the row it was opened from, when that row is shown.
+  const close = useCallback(() => {
+    const closing = selectedId;
+    select(null);
+    requestAnimationFrame(() => {
+      const row = [...document.querySelectorAll<HTMLElement>('tr[data-task-id]')].find((tr) => tr.dataset.taskId === closing);
+      row?.querySelector<HTMLButtonElement>('button')?.focus();
+    });
+  }, [select, selectedId]);
+  const normalizedSearch = search.trim().toLowerCase();
+
+  return (
+    <>
+      <a className="skip-link" href="#tasks">
+        Skip to the task list
+      </a>
+      <header className="app-header">
+        <h1>TaskFlow</h1>
+        <ConnectionStatus state={connection} onReconnect={actions.reconnectNow} />
+      </header>
+      <main className={selectedId === null ? 'layout' : 'layout layout--detail'}>
+        <Overview tasks={allTasks} />
+        <CreateTaskForm onCreate={actions.createTask} />
+        {selectedId !== null ? (
+          <TaskDetail
+            key={selectedId}
+            taskId={selectedId}
+            task={state.tasks[selectedId]}
+            fetch={fetches[selectedId]}
+            seen={state.seen[selectedId]}
+            onClose={close}
+            onRetry={actions.retryTask}
+          />
+        ) : (
+          <section className="panel detail detail--empty" aria-label="Task details">
+            <p className="hint">Select a task to see its payload and timeline.</p>
+          </section>
+        )}
+        <TaskList
+          rows={rows}
+          list={state.list}
+          search={search}
+          lookup={fetches[normalizedSearch]}
+          selectedId={selectedId}
+          onSearch={setSearch}
+          onFilter={actions.setStatusFilter}
+          onLookup={actions.lookup}
+          onLoadMore={actions.loadMore}
+          onReload={actions.reload}
+          onSelect={select}
+        />
+      </main>
+      <Toasts toasts={state.toasts} onDismiss={actions.dismissToast} onOpen={select} />
+    </>
+  );
+}

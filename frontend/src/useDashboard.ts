@@ -1,0 +1,216 @@
+// The dashboard's controller: owns the store, keeps it in step with the REST API and the live
+// connection (reloading whenever events may have been missed), and offers the actions the
+// components call.
+
+import { useCallback, useEffect, useLayoutEffect, useMemo, useReducer, useRef, useState } from 'react';
+import { ApiError, errorMessage, type ApiClient, type TaskPage } from './api';
+import { connect, type Backoff, type Connection, type ConnectionState, type WebSocketFactory } from './connection';
+import { initialState, reducer, type DashboardState } from './store';
+import { isTerminal, type NewTask, type Task, type TaskStatus } from './types';
+
+export interface DashboardDeps {
+  api: ApiClient;
+  wsUrl: string;
+  WebSocketImpl?: WebSocketFactory;
+  backoff?: Backoff;
+  random?: () => number;
+}
+
+export const PAGE_SIZE = 50;
+const MAX_PAGE = 500;
+/** Tasks outside the reloaded window that a resync refreshes by id, at most. */
+const MAX_STALE_REFRESH = 50;
+
+/** The state of the last fetch of one task by id (detail view, id search, unknown events). */
+export interface TaskFetch {
+  loading: boolean;
+  error: ApiError | null;
+}
+
+export interface DashboardActions {
+  setStatusFilter(status: TaskStatus | null): void;
+  loadMore(): void;
+  reload(): void;
+  /** Fetches a task by id unless it is loaded already (the id search). */
+  lookup(taskId: string): void;
+  createTask(task: NewTask): Promise<Task>;
+  retryTask(taskId: string): Promise<Task>;
+  dismissToast(id: number): void;
+  reconnectNow(): void;
+}
+
+export interface Dashboard {
+  state: DashboardState;
+  connection: ConnectionState;
+  fetches: Record<string, TaskFetch>;
+  actions: DashboardActions;
+}
+
+type ListMode = 'replace' | 'append';
+interface ListRequest {
+  status: TaskStatus | null;
+  limit: number;
+  before: string | null;
+}
+
+export function useDashboard(deps: DashboardDeps, selectedId: string | null): Dashboard {
+  const { api, wsUrl, WebSocketImpl, backoff, random } = deps;
+  const [state, dispatch] = useReducer(reducer, undefined, initialState);
+  const [connection, setConnection] = useState<ConnectionState>({ phase: 'connecting', attempt: 1 });
+  const [fetches, setFetches] = useState<Record<string, TaskFetch>>({});
+
+  // Async callbacks read the latest state and selection through refs rather than closures, so a
+  // reload started by a WebSocket callback sees the filter and window of the current render.
+  const stateRef = useRef(state);
+  const selectedRef = useRef(selectedId);
+  useLayoutEffect(() => {
+    stateRef.current = state;
+    selectedRef.current = selectedId;
+  });
+
+  const connectionRef = useRef<Connection | null>(null);
+  const inFlight = useRef(new Set<string>());
+  const fetchAgain = useRef(new Set<string>());
+  // Only the newest list request may land: an older answer (a filter since changed, a reload
+  // since superseded) would bring back rows that no longer belong.
+  const listSeq = useRef(0);
+
+  const fetchTask = useCallback(
+    async (taskId: string, refresh = false): Promise<void> => {
+      if (inFlight.current.has(taskId)) {
+        // The answer in flight may predate what prompted this call: ask again when it lands.
+        if (refresh) fetchAgain.current.add(taskId);
+        return;
+      }
+      inFlight.current.add(taskId);
+      setFetches((all) => ({ ...all, [taskId]: { loading: true, error: all[taskId]?.error ?? null } }));
+      try {
+        const task = await api.getTask(taskId);
+        dispatch({ type: 'taskLoaded', task });
+        setFetches((all) => ({ ...all, [taskId]: { loading: false, error: null } }));
+      } catch (caught) {
+        const error = caught instanceof ApiError ? caught : new ApiError(0, 'error', errorMessage(caught));
+        // An event for a task we cannot read would wait forever: let it go.
+        dispatch({ type: 'orphanDropped', taskId });
+        setFetches((all) => ({ ...all, [taskId]: { loading: false, error } }));
+      } finally {
+        inFlight.current.delete(taskId);
+        if (fetchAgain.current.delete(taskId)) void fetchTask(taskId);
+      }
+    },
+    [api],
+  );
+
+  const loadList = useCallback(
+    async (mode: ListMode, request: ListRequest): Promise<TaskPage | null> => {
+      const seq = ++listSeq.current;
+      dispatch({ type: 'listRequested', mode });
+      try {
+        const page = await api.listTasks(request);
+        if (seq !== listSeq.current) return null;
+        dispatch({ type: 'listLoaded', mode, tasks: page.tasks, cursor: page.nextCursor });
+        return page;
+      } catch (error) {
+        if (seq === listSeq.current) dispatch({ type: 'listFailed', message: errorMessage(error) });
+        return null;
+      }
+    },
+    [api],
+  );
+
+  /**
+   * Reloads everything shown after events may have been lost (a reconnect, a resync notice): the
+   * loaded window in one request of the same size, the open task, and tasks outside the window
+   * that were still moving (finished ones cannot change unless retried).
+   */
+  const resync = useCallback(async (): Promise<void> => {
+    const before = stateRef.current;
+    const limit = Math.min(MAX_PAGE, Math.max(PAGE_SIZE, before.list.ids.length));
+    const selected = selectedRef.current;
+    if (selected !== null) void fetchTask(selected, true);
+    const page = await loadList('replace', { status: before.list.status, limit, before: null });
+    if (page === null) return;
+    const fresh = new Set(page.tasks.map((task) => task.task_id));
+    Object.values(before.tasks)
+      .filter((task) => !isTerminal(task.status) && !fresh.has(task.task_id) && task.task_id !== selected)
+      .slice(0, MAX_STALE_REFRESH)
+      .forEach((task) => void fetchTask(task.task_id));
+  }, [fetchTask, loadList]);
+
+  // The first page, at once; the socket's first open reloads it (see onOpen).
+  useEffect(() => {
+    void loadList('replace', { status: null, limit: PAGE_SIZE, before: null });
+  }, [loadList]);
+
+  useEffect(() => {
+    const live = connect({
+      url: wsUrl,
+      ...(WebSocketImpl && { WebSocketImpl }),
+      ...(backoff && { backoff }),
+      ...(random && { random }),
+      onEvent(event) {
+        dispatch({ type: 'event', event });
+        // The open task's attempts and timestamps come only with a snapshot.
+        if (event.task_id === selectedRef.current) void fetchTask(event.task_id, true);
+      },
+      onResync() {
+        void resync();
+      },
+      onOpen() {
+        void resync();
+      },
+      onStateChange: setConnection,
+    });
+    connectionRef.current = live;
+    return () => live.stop();
+  }, [wsUrl, WebSocketImpl, backoff, random, fetchTask, resync]);
+
+  // Events for tasks we have no snapshot of (someone else created them): fetch them by id.
+  useEffect(() => {
+    for (const taskId of Object.keys(state.orphans)) void fetchTask(taskId);
+  }, [state.orphans, fetchTask]);
+
+  // Opening a task (or following a link to one) always reads it fresh, attempts included.
+  useEffect(() => {
+    if (selectedId !== null) void fetchTask(selectedId, true);
+  }, [selectedId, fetchTask]);
+
+  const actions = useMemo<DashboardActions>(
+    () => ({
+      setStatusFilter(status) {
+        dispatch({ type: 'filterChanged', status });
+        void loadList('replace', { status, limit: PAGE_SIZE, before: null });
+      },
+      loadMore() {
+        const { list } = stateRef.current;
+        if (list.cursor === null || list.loading !== null) return;
+        void loadList('append', { status: list.status, limit: PAGE_SIZE, before: list.cursor });
+      },
+      reload() {
+        void resync();
+      },
+      lookup(taskId) {
+        if (stateRef.current.tasks[taskId] === undefined) void fetchTask(taskId);
+      },
+      async createTask(task) {
+        const created = await api.createTask(task);
+        dispatch({ type: 'taskLoaded', task: created });
+        return created;
+      },
+      async retryTask(taskId) {
+        const retried = await api.retryTask(taskId);
+        dispatch({ type: 'taskLoaded', task: retried });
+        return retried;
+      },
+      dismissToast(id) {
+        dispatch({ type: 'toastDismissed', id });
+      },
+      reconnectNow() {
+        connectionRef.current?.reconnectNow();
+      },
+    }),
+    [api, fetchTask, loadList, resync],
+  );
+
+  return { state, connection, fetches, actions };
+}
