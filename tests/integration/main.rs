@@ -3,6 +3,7 @@
 mod api_errors;
 mod contracts;
 mod guarantees;
+mod operations;
 mod pipeline;
 
 /// The worker binary the harness runs as a separate process.

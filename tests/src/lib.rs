@@ -169,6 +169,8 @@ fn unique_vars(base: &services::Services, suffix: &str) -> HashMap<String, Strin
         ("SHUTDOWN_TIMEOUT_SECONDS".to_owned(), "10".to_owned()),
         ("WORKER_NAME".to_owned(), format!("test-worker-{suffix}")),
         ("WORKER_METRICS_PORT".to_owned(), "0".to_owned()),
+        // No dashboard unless a test asks for one: unknown paths stay JSON 404s.
+        ("STATIC_DIR".to_owned(), "/nonexistent".to_owned()),
     ])
 }
 

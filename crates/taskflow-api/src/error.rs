@@ -120,11 +120,13 @@ impl ApiError {
 
 /// The body of every error response.
 #[derive(Debug, Serialize, ToSchema)]
+#[salvo(schema(name = "ErrorEnvelope"))]
 pub struct ErrorEnvelope {
     pub error: ErrorBody,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+#[salvo(schema(name = "ErrorBody"))]
 pub struct ErrorBody {
     /// Stable, machine-readable: bad_request, validation_failed, unauthorized, not_found,
     /// method_not_allowed, conflict, payload_too_large, unsupported_media_type, unavailable,

@@ -19,6 +19,7 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Readiness, per dependency.
 #[derive(Serialize, ToSchema)]
+#[salvo(schema(name = "Health"))]
 struct Health {
     /// ok, unavailable or draining.
     status: &'static str,
@@ -26,6 +27,7 @@ struct Health {
 }
 
 #[derive(Serialize, ToSchema)]
+#[salvo(schema(name = "Component"))]
 struct Component {
     /// up or down.
     status: &'static str,
@@ -35,6 +37,7 @@ struct Component {
 }
 
 #[derive(Serialize, ToSchema)]
+#[salvo(schema(name = "Live"))]
 struct Live {
     status: &'static str,
 }

@@ -167,7 +167,7 @@ fn service(state: Arc<AppState>) -> Service {
     let doc = OpenApi::new("TaskFlow API", env!("CARGO_PKG_VERSION")).merge_router(&api);
     let mut router = Router::new()
         .hoop(salvo::affix_state::inject(state.clone()))
-        .hoop(RequestId::new())
+        .hoop(RequestId::new().overwrite(false))
         .hoop(observe::observe)
         .hoop(auth::require_token)
         .push(api)

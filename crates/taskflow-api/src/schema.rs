@@ -71,6 +71,7 @@ impl From<Task> for TaskBody {
 /// How one processing attempt ended: `RETRY` is a transient failure that was retried.
 #[derive(Debug, Clone, Copy, Serialize, ToSchema)]
 #[serde(rename_all = "UPPERCASE")]
+#[salvo(schema(name = "Outcome"))]
 pub enum Outcome {
     Done,
     Failed,
@@ -127,6 +128,7 @@ impl From<TaskDetail> for TaskDetailBody {
 /// The body of `POST /tasks`.
 #[derive(Debug, ToSchema)]
 #[allow(dead_code)] // Documents the body; the handler parses it field by field for precise errors.
+#[salvo(schema(name = "NewTask"))]
 pub struct NewTask {
     /// 1 to 255 characters, not only whitespace.
     #[salvo(schema(example = "Example Task"))]
@@ -137,6 +139,7 @@ pub struct NewTask {
 
 /// Task counts, and what finished per minute, for the dashboard.
 #[derive(Debug, Serialize, ToSchema)]
+#[salvo(schema(name = "Stats"))]
 pub struct Stats {
     /// Tasks per status, every status present.
     pub counts: Counts,
@@ -147,6 +150,7 @@ pub struct Stats {
 
 #[derive(Debug, Default, Serialize, ToSchema)]
 #[serde(rename_all = "UPPERCASE")]
+#[salvo(schema(name = "Counts"))]
 pub struct Counts {
     pub pending: u64,
     pub processing: u64,
@@ -155,6 +159,7 @@ pub struct Counts {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+#[salvo(schema(name = "MinuteCount"))]
 pub struct MinuteCount {
     /// The start of the minute.
     pub minute: DateTime<Utc>,
