@@ -8,6 +8,7 @@
 //! Settings come from the environment and from a `.env` file at the root, if there is one.
 
 mod env;
+mod stack;
 mod up;
 
 use std::path::{Path, PathBuf};
@@ -61,8 +62,10 @@ fn migrate(sh: &Shell) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The whole check CI runs: formatting, lints, then the test suites against the services the
-/// environment names (`TEST_DB_URL`, `TEST_RABBITMQ_URL`, `TEST_REDIS_URL`), or containers.
+/// The whole check CI runs: formatting, lints, the Rust test suites against the services the
+/// environment names (`TEST_DB_URL`, `TEST_RABBITMQ_URL`, `TEST_REDIS_URL`) or containers, the
+/// dashboard's type check and unit tests, then — against a real stack started here — the
+/// browser suite and schemathesis on `/openapi.json`.
 fn test(sh: &Shell) -> anyhow::Result<()> {
     cmd!(sh, "cargo fmt --all -- --check")
         .run()
@@ -73,7 +76,104 @@ fn test(sh: &Shell) -> anyhow::Result<()> {
         .run();
     remove_test_containers(sh);
     result.context("tests failed")?;
+
+    let frontend = project_root().join("frontend");
+    {
+        let _dir = sh.push_dir(&frontend);
+        cmd!(sh, "npm ci --no-audit --no-fund").run()?;
+        cmd!(sh, "npm run typecheck").run()?;
+        cmd!(sh, "npm test").run()?;
+        cmd!(sh, "npm run build").run()?;
+    }
+    stack_suites(sh)
+}
+
+/// Starts the API (serving the built dashboard) and a worker on a free port, with names of
+/// their own, and runs the suites that need a whole running stack.
+fn stack_suites(sh: &Shell) -> anyhow::Result<()> {
+    build_binaries(sh)?;
+    let port = stack::free_port()?;
+    let env = suite_env(port);
+    let root = project_root();
+    let api = binary("taskflow-api");
+    cmd!(sh, "{api} migrate")
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .run()
+        .context("migrating the suite database")?;
+    let mut running = stack::Stack::default();
+    running.push(stack::Service::spawn("api", &api, &[], &root, &env)?);
+    running.push(stack::Service::spawn(
+        "worker",
+        &binary("taskflow-worker"),
+        &[],
+        &root,
+        &env,
+    )?);
+    let address = format!("127.0.0.1:{port}");
+    stack::wait_until_ready(&address, "/healthz", std::time::Duration::from_secs(60))?;
+    let url = format!("http://{address}");
+
+    {
+        let _dir = sh.push_dir(root.join("frontend"));
+        cmd!(sh, "npm run e2e")
+            .env("TASKFLOW_URL", &url)
+            .run()
+            .context("the browser suite failed")?;
+    }
+    // Every 5xx schemathesis finds is a bug; the other checks hold the answers to the document.
+    let openapi = format!("{url}/openapi.json");
+    cmd!(
+        sh,
+        "schemathesis run {openapi} --checks not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance --max-examples 30 --seed 1"
+    )
+    .run()
+    .context("schemathesis found responses that break the API's contract")?;
+    drop(running);
     Ok(())
+}
+
+/// The stack suites' settings: the test servers, and names no test or dev stack uses.
+fn suite_env(port: u16) -> Vec<(String, String)> {
+    let var = |names: &[&str], default: &str| {
+        names
+            .iter()
+            .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+            .unwrap_or_else(|| default.to_owned())
+    };
+    let mysql = var(&["TEST_DB_URL"], "mysql://taskflow:taskflow@127.0.0.1:3306");
+    let mysql = mysql.trim_end_matches('/');
+    [
+        ("DB_URL", format!("{mysql}/taskflow_suites")),
+        (
+            "RABBITMQ_URL",
+            var(
+                &["TEST_RABBITMQ_URL", "RABBITMQ_URL"],
+                "amqp://guest:guest@127.0.0.1:5672/%2f",
+            ),
+        ),
+        (
+            "REDIS_URL",
+            var(&["TEST_REDIS_URL", "REDIS_URL"], "redis://127.0.0.1:6379"),
+        ),
+        ("API_HOST", "127.0.0.1".to_owned()),
+        ("API_PORT", port.to_string()),
+        ("WORKER_METRICS_PORT", "0".to_owned()),
+        ("TASK_EXCHANGE", "suites.task.topic".to_owned()),
+        ("TASK_QUEUE", "suites.task.created".to_owned()),
+        (
+            "TASK_DEAD_LETTER_QUEUE",
+            "suites.task.dead-letter".to_owned(),
+        ),
+        ("STATUS_CHANNEL", "suites.task.status".to_owned()),
+        (
+            "STATIC_DIR",
+            project_root().join("frontend/dist").display().to_string(),
+        ),
+        ("RUST_LOG", "warn".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
 }
 
 /// The soak test at full size: tasks stream in at `SOAK_RATE` per second while random faults

@@ -29,6 +29,7 @@ pub struct ApiMetrics {
     pub ws_clients: IntGauge,
     queue_messages: IntGaugeVec,
     oldest_pending: prometheus::Gauge,
+    oldest_processing: prometheus::Gauge,
     outbox_backlog: IntGauge,
     pub scrape_duration: Histogram,
 }
@@ -96,6 +97,11 @@ impl ApiMetrics {
                 "Age of the oldest PENDING task (0 when none): the signal to scale workers on.",
             )
             .expect("valid metric"),
+                        oldest_processing: prometheus::Gauge::new(
+                "taskflow_oldest_processing_task_age_seconds",
+                "Time since the longest-running PROCESSING task last changed (0 when none): a stuck task.",
+            )
+            .expect("valid metric"),
             outbox_backlog: IntGauge::new(
                 "taskflow_outbox_backlog",
                 "Messages waiting in the outbox.",
@@ -108,7 +114,7 @@ impl ApiMetrics {
             .expect("valid metric"),
             registry,
         };
-        let collectors: [Box<dyn prometheus::core::Collector>; 12] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 13] = [
             Box::new(metrics.tasks_created.clone()),
             Box::new(metrics.transitions.clone()),
             Box::new(metrics.publish_failures.clone()),
@@ -119,6 +125,7 @@ impl ApiMetrics {
             Box::new(metrics.ws_clients.clone()),
             Box::new(metrics.queue_messages.clone()),
             Box::new(metrics.oldest_pending.clone()),
+            Box::new(metrics.oldest_processing.clone()),
             Box::new(metrics.outbox_backlog.clone()),
             Box::new(metrics.scrape_duration.clone()),
         ];
@@ -169,10 +176,14 @@ async fn scrape(depot: &mut Depot, res: &mut Response) {
 async fn refresh_gauges(state: &AppState) {
     let metrics = &state.metrics;
     let pool = &state.pool;
-    let (oldest, backlog, work, dead) = tokio::join!(
+    let (oldest, processing, backlog, work, dead) = tokio::join!(
         tokio::time::timeout(
             GAUGE_TIMEOUT,
             taskflow_core::db::stats::oldest_pending_age(pool)
+        ),
+        tokio::time::timeout(
+            GAUGE_TIMEOUT,
+            taskflow_core::db::stats::oldest_processing_age(pool)
         ),
         tokio::time::timeout(
             GAUGE_TIMEOUT,
@@ -187,6 +198,9 @@ async fn refresh_gauges(state: &AppState) {
     // A gauge that cannot be read keeps its last value; /healthz reports the outage.
     if let Ok(Ok(age)) = oldest {
         metrics.oldest_pending.set(age.unwrap_or(0.0));
+    }
+    if let Ok(Ok(age)) = processing {
+        metrics.oldest_processing.set(age.unwrap_or(0.0));
     }
     if let Ok(Ok(backlog)) = backlog {
         metrics.outbox_backlog.set(backlog as i64);

@@ -59,6 +59,17 @@ pub async fn oldest_pending_age(pool: &MySqlPool) -> anyhow::Result<Option<f64>>
     Ok(oldest.map(|at| (now_micros() - at.and_utc()).as_seconds_f64().max(0.0)))
 }
 
+/// How long the longest-running PROCESSING task has gone without a change
+/// (`idx_tasks_status_updated_at`): past `TASK_LEASE_SECONDS` it is re-dispatched.
+pub async fn oldest_processing_age(pool: &MySqlPool) -> anyhow::Result<Option<f64>> {
+    let oldest: Option<NaiveDateTime> =
+        sqlx::query_scalar("SELECT MIN(updated_at) FROM tasks WHERE status = 'PROCESSING'")
+            .fetch_one(pool)
+            .await
+            .context("finding the oldest PROCESSING task")?;
+    Ok(oldest.map(|at| (now_micros() - at.and_utc()).as_seconds_f64().max(0.0)))
+}
+
 /// Messages waiting in the outbox for the relay.
 pub async fn outbox_backlog(pool: &MySqlPool) -> anyhow::Result<u64> {
     let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM task_outbox")
