@@ -5,6 +5,7 @@ mod contracts;
 mod guarantees;
 mod operations;
 mod pipeline;
+mod scale_out;
 
 /// The worker binary the harness runs as a separate process.
 pub const WORKER_BINARY: &str = env!("CARGO_BIN_EXE_taskflow-worker-under-test");

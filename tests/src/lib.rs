@@ -56,6 +56,22 @@ pub struct TestApp {
     pub worker_metrics: Option<SocketAddr>,
 }
 
+/// An extra API process-in-process; dropping it stops it.
+pub struct Replica {
+    pub address: SocketAddr,
+    _stop: oneshot::Sender<()>,
+}
+
+impl Replica {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.address, path)
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.address)
+    }
+}
+
 /// One fault proxy per service.
 pub struct Proxies {
     pub mysql: FaultProxy,
@@ -294,7 +310,28 @@ impl TestApp {
     /// Starts a worker in a process of its own (the real worker `main`, at `binary`), so a test
     /// can kill it.
     pub fn spawn_worker_process(&self, binary: &str) -> WorkerProcess {
-        WorkerProcess::spawn(binary, &self.worker_vars)
+        self.spawn_named_worker_process(binary, "worker-process")
+    }
+
+    /// A worker process that records `name` with its attempts.
+    pub fn spawn_named_worker_process(&self, binary: &str, name: &str) -> WorkerProcess {
+        WorkerProcess::spawn(binary, &self.worker_vars, name)
+    }
+
+    /// Another API replica on the same database, broker and channel; stopped when dropped.
+    pub async fn spawn_replica(&self) -> Replica {
+        let api = taskflow_api::Api::build(&self.settings)
+            .await
+            .expect("building an API replica");
+        let address = api.local_addr();
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(api.run(async move {
+            let _ = stopped.await;
+        }));
+        Replica {
+            address,
+            _stop: stop,
+        }
     }
 
     /// Signals the API to stop, without waiting (see [`TestApp::stop_api`]).
@@ -481,6 +518,37 @@ impl TestApp {
         rows.into_iter()
             .map(|(id, count)| (id.parse().expect("a task id"), count as u32))
             .collect()
+    }
+
+    /// Waits until `count` consumers are attached to this test's work queue.
+    pub async fn wait_for_consumers(&self, count: u32) {
+        let connection = taskflow_core::amqp::connect(&self.direct.amqp)
+            .await
+            .expect("connecting to RabbitMQ");
+        let channel = connection
+            .create_channel()
+            .await
+            .expect("opening a channel");
+        let waited = tokio::time::timeout(EVENT_TIMEOUT, async {
+            let mut interval = tokio::time::interval(Duration::from_millis(50));
+            loop {
+                interval.tick().await;
+                let queue = channel
+                    .queue_declare(
+                        self.direct.amqp.queue.as_str().into(),
+                        lapin::options::QueueDeclareOptions::durable(),
+                        Default::default(),
+                    )
+                    .await
+                    .expect("reading the work queue");
+                if queue.consumer_count() >= count {
+                    return;
+                }
+            }
+        })
+        .await;
+        let _ = connection.close(200, "done".into()).await;
+        waited.unwrap_or_else(|_| panic!("fewer than {count} consumers attached in time"));
     }
 
     /// The number of messages waiting in a queue of this test (by its full name).

@@ -11,10 +11,11 @@ pub struct WorkerProcess {
 }
 
 impl WorkerProcess {
-    pub fn spawn(binary: &str, vars: &HashMap<String, String>) -> Self {
+    pub fn spawn(binary: &str, vars: &HashMap<String, String>, name: &str) -> Self {
         let child = Command::new(binary)
             .env_clear()
             .envs(vars)
+            .env("WORKER_NAME", name)
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".to_owned()),
