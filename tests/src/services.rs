@@ -63,15 +63,15 @@ async fn locate() -> anyhow::Result<Services> {
         Some(url) => {
             server_url(&taskflow_core::config::normalize_db_url(&url).map_err(anyhow::Error::msg)?)?
         }
-        None => start_mysql().await?,
+        None => keep(start_mysql().await?),
     };
     let rabbitmq = match from_env(&["TEST_RABBITMQ_URL", "RABBITMQ_URL"]) {
         Some(url) => url,
-        None => start_rabbitmq().await?,
+        None => keep(start_rabbitmq().await?),
     };
     let redis = match from_env(&["TEST_REDIS_URL", "REDIS_URL"]) {
         Some(url) => url,
-        None => start_redis().await?,
+        None => keep(start_redis().await?),
     };
     Ok(Services {
         mysql,
@@ -95,11 +95,32 @@ servers, or make a Docker engine reachable so the harness can start them with te
 
 /// Leaks the container handle: the container lives until the test process ends, and
 /// `cargo xtask test` removes everything labelled `taskflow-test` afterwards.
-fn keep<I: testcontainers::Image>(container: ContainerAsync<I>) {
+fn keep<I: testcontainers::Image>((url, container): (String, ContainerAsync<I>)) -> String {
     std::mem::forget(container);
+    url
 }
 
-async fn start_mysql() -> anyhow::Result<String> {
+/// All three in containers, with the handles that remove them when dropped (for
+/// `cargo xtask up`, through the `taskflow-test-services` binary).
+pub async fn start_containers() -> anyhow::Result<(Services, Vec<Box<dyn std::any::Any>>)> {
+    let (mysql, mysql_container) = start_mysql().await?;
+    let (rabbitmq, rabbitmq_container) = start_rabbitmq().await?;
+    let (redis, redis_container) = start_redis().await?;
+    Ok((
+        Services {
+            mysql,
+            rabbitmq,
+            redis,
+        },
+        vec![
+            Box::new(mysql_container),
+            Box::new(rabbitmq_container),
+            Box::new(redis_container),
+        ],
+    ))
+}
+
+async fn start_mysql() -> anyhow::Result<(String, ContainerAsync<Mysql>)> {
     // sqlx cannot log in with an empty password, which is all the module's root has.
     let container = Mysql::default()
         .with_init_sql(
@@ -115,11 +136,13 @@ async fn start_mysql() -> anyhow::Result<String> {
         .context(NO_SERVICES)?;
     let host = container.get_host().await?;
     let port = container.get_host_port_ipv4(3306.tcp()).await?;
-    keep(container);
-    Ok(format!("mysql://taskflow:taskflow@{host}:{port}"))
+    Ok((
+        format!("mysql://taskflow:taskflow@{host}:{port}"),
+        container,
+    ))
 }
 
-async fn start_rabbitmq() -> anyhow::Result<String> {
+async fn start_rabbitmq() -> anyhow::Result<(String, ContainerAsync<RabbitMq>)> {
     let container = RabbitMq::default()
         .with_tag(RABBITMQ_TAG)
         .with_label(CONTAINER_LABEL, "rabbitmq")
@@ -128,11 +151,10 @@ async fn start_rabbitmq() -> anyhow::Result<String> {
         .context(NO_SERVICES)?;
     let host = container.get_host().await?;
     let port = container.get_host_port_ipv4(5672.tcp()).await?;
-    keep(container);
-    Ok(format!("amqp://guest:guest@{host}:{port}/%2f"))
+    Ok((format!("amqp://guest:guest@{host}:{port}/%2f"), container))
 }
 
-async fn start_redis() -> anyhow::Result<String> {
+async fn start_redis() -> anyhow::Result<(String, ContainerAsync<Redis>)> {
     let container = Redis::default()
         .with_tag(REDIS_TAG)
         .with_label(CONTAINER_LABEL, "redis")
@@ -141,6 +163,5 @@ async fn start_redis() -> anyhow::Result<String> {
         .context(NO_SERVICES)?;
     let host = container.get_host().await?;
     let port = container.get_host_port_ipv4(6379.tcp()).await?;
-    keep(container);
-    Ok(format!("redis://{host}:{port}"))
+    Ok((format!("redis://{host}:{port}"), container))
 }

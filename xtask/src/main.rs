@@ -8,6 +8,7 @@
 //! Settings come from the environment and from a `.env` file at the root, if there is one.
 
 mod env;
+mod provision;
 mod stack;
 mod up;
 
@@ -16,7 +17,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use xshell::{Shell, cmd};
 
-const USAGE: &str = "usage: cargo xtask <migrate | up | test | soak>";
+const USAGE: &str =
+    "usage: cargo xtask <migrate | up [--provision auto|binaries] | down | test | soak>";
 
 fn main() -> anyhow::Result<()> {
     env::load_dotenv(&project_root().join(".env"))?;
@@ -25,7 +27,8 @@ fn main() -> anyhow::Result<()> {
     sh.change_dir(project_root());
     match command.as_deref() {
         Some("migrate") => migrate(&sh),
-        Some("up") => up::run(&sh),
+        Some("up") => up::run(&sh, &std::env::args().skip(2).collect::<Vec<_>>()),
+        Some("down") => up::down(),
         Some("test") => test(&sh),
         Some("soak") => soak(&sh),
         Some("help" | "--help" | "-h") => {
@@ -44,7 +47,7 @@ pub fn project_root() -> PathBuf {
 }
 
 /// Builds every binary once, with the workspace's feature set, so later commands reuse it.
-fn build_binaries(sh: &Shell) -> anyhow::Result<()> {
+pub fn build_binaries(sh: &Shell) -> anyhow::Result<()> {
     cmd!(sh, "cargo build --workspace --bins").run()?;
     Ok(())
 }
@@ -85,7 +88,75 @@ fn test(sh: &Shell) -> anyhow::Result<()> {
         cmd!(sh, "npm test").run()?;
         cmd!(sh, "npm run build").run()?;
     }
-    stack_suites(sh)
+    stack_suites(sh)?;
+    throwaway_smoke(sh)
+}
+
+/// `cargo xtask up`'s fourth way, for real: throwaway MariaDB, RabbitMQ and Redis from the
+/// binaries on PATH, the API and a worker on them, one task to DONE, then everything stopped
+/// and nothing left running.
+fn throwaway_smoke(sh: &Shell) -> anyhow::Result<()> {
+    let data = project_root().join("target/stack-smoke");
+    let services = provision::throwaway(&data)?;
+    let port = stack::free_port()?;
+    let mut env = services.env();
+    env.push(("WORKER_METRICS_PORT".to_owned(), "0".to_owned()));
+    env.push(("RUST_LOG".to_owned(), "warn".to_owned()));
+    let running = up::start_taskflow(sh, &env, &port.to_string(), false)?;
+    let address = format!("127.0.0.1:{port}");
+    let (status, body) = stack::http(
+        &address,
+        "POST",
+        "/tasks",
+        Some(r#"{"title":"smoke","payload":{"message":"throwaway"}}"#),
+    )?;
+    anyhow::ensure!(status == 201, "POST /tasks answered {status}: {body}");
+    let id = body
+        .split("\"task_id\":\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .context("a task_id in the answer")?
+        .to_owned();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (_, task) = stack::http(&address, "GET", &format!("/tasks/{id}"), None)?;
+        if task.contains("\"status\":\"DONE\"") {
+            break;
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "the smoke task did not reach DONE: {task}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let pids = running
+        .pids()
+        .into_iter()
+        .chain(services.started.pids())
+        .collect::<Vec<_>>();
+    drop(running);
+    drop(services);
+    let left: Vec<u32> = pids
+        .into_iter()
+        .filter(|pid| {
+            std::path::Path::new(&format!("/proc/{pid}/status")).exists() && !is_zombie(*pid)
+        })
+        .collect();
+    anyhow::ensure!(
+        left.is_empty(),
+        "processes left running after the stack stopped: {left:?}"
+    );
+    std::fs::remove_dir_all(&data).ok();
+    println!("throwaway stack: task {id} DONE; stack stopped, nothing left running");
+    Ok(())
+}
+
+fn is_zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|status| {
+        status
+            .lines()
+            .any(|line| line.starts_with("State:") && line.contains('Z'))
+    })
 }
 
 /// Starts the API (serving the built dashboard) and a worker on a free port, with names of

@@ -8,6 +8,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use std::os::unix::process::CommandExt as _;
+
 use anyhow::Context as _;
 
 /// How long services get to drain after SIGTERM before they are killed.
@@ -28,6 +30,8 @@ impl Service {
         env: &[(String, String)],
     ) -> anyhow::Result<Self> {
         let mut child = Command::new(program)
+            // A group of its own, so a stop reaches the whole tree (npm's Vite, RabbitMQ's BEAM).
+            .process_group(0)
             .args(args)
             .current_dir(dir)
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
@@ -60,12 +64,10 @@ impl Service {
         matches!(self.child.try_wait(), Ok(Some(_)))
     }
 
-    /// SIGTERM: the services drain and exit on it.
+    /// SIGTERM to the service's process group: the services drain and exit on it.
     fn terminate(&mut self) {
         if !self.has_exited() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &self.child.id().to_string()])
-                .status();
+            signal_group(self.child.id(), "TERM");
         }
     }
 
@@ -77,7 +79,7 @@ impl Service {
             std::thread::sleep(Duration::from_millis(100));
         }
         eprintln!("{} did not stop in time; killing it", self.name);
-        let _ = self.child.kill();
+        signal_group(self.child.id(), "KILL");
         let _ = self.child.wait();
     }
 }
@@ -91,6 +93,34 @@ pub struct Stack {
 impl Stack {
     pub fn push(&mut self, service: Service) {
         self.services.push(service);
+    }
+
+    /// Takes charge of a process started elsewhere (in a process group of its own or not).
+    pub fn adopt(&mut self, name: &'static str, child: Child) {
+        self.services.push(Service { name, child });
+    }
+
+    /// Moves every service of `other` into this stack (they then stop with it).
+    pub fn extend(&mut self, mut other: Stack) {
+        self.services.append(&mut other.services);
+    }
+
+    pub fn pids(&self) -> Vec<u32> {
+        self.services
+            .iter()
+            .map(|service| service.child.id())
+            .collect()
+    }
+
+    /// Writes the process ids to `path`, so `cargo xtask down` can stop a stack left behind.
+    pub fn record_pids(&self, path: &Path) -> anyhow::Result<()> {
+        let pids: Vec<String> = self
+            .services
+            .iter()
+            .map(|service| service.child.id().to_string())
+            .collect();
+        std::fs::write(path, pids.join("\n") + "\n")
+            .with_context(|| format!("writing {}", path.display()))
     }
 
     /// The name of a service that exited by itself, if any.
@@ -113,6 +143,14 @@ impl Drop for Stack {
     }
 }
 
+/// Sends `signal` to the process group led by `pid`.
+pub fn signal_group(pid: u32, signal: &str) {
+    let _ = Command::new("kill")
+        .args([&format!("-{signal}"), "--", &format!("-{pid}")])
+        .stderr(Stdio::null())
+        .status();
+}
+
 /// Waits until `GET path` on `address` answers 200, or fails after `timeout`.
 pub fn wait_until_ready(address: &str, path: &str, timeout: Duration) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
@@ -127,19 +165,40 @@ pub fn wait_until_ready(address: &str, path: &str, timeout: Duration) -> anyhow:
     }
 }
 
-/// The status code of a plain HTTP/1.0 GET: enough for a readiness probe.
 fn http_status(address: &str, path: &str) -> anyhow::Result<u16> {
+    http(address, "GET", path, None).map(|(status, _)| status)
+}
+
+/// A plain HTTP/1.0 request with an optional JSON body: enough for probes and smoke tests,
+/// without an HTTP client crate in the build scripts.
+pub fn http(
+    address: &str,
+    method: &str,
+    path: &str,
+    json: Option<&str>,
+) -> anyhow::Result<(u16, String)> {
     let mut stream = TcpStream::connect(address)?;
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n")?;
-    let mut status_line = String::new();
-    BufReader::new(stream).read_line(&mut status_line)?;
-    status_line
+    let body = json.unwrap_or("");
+    write!(
+        stream,
+        "{method} {path} HTTP/1.0\r\nHost: {address}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let status = response
         .split_whitespace()
         .nth(1)
         .context("no status code")?
         .parse()
-        .context("a numeric status code")
+        .context("a numeric status code")?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    Ok((status, body))
 }
 
 /// A port nobody listens on right now.
