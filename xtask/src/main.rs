@@ -4,6 +4,7 @@
 //! - `up`: migrate, then run the API and the worker with prefixed logs until Ctrl-C.
 //! - `test`: formatting, clippy, and every test suite — the command CI runs.
 //! - `soak`: the fault-injection soak test at full size (`SOAK_TASKS`, default 5,000).
+//! - `bench [--quick]`: the benchmarks (`taskflow-bench`), report in `target/bench/`.
 //!
 //! Settings come from the environment and from a `.env` file at the root, if there is one.
 
@@ -17,8 +18,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use xshell::{Shell, cmd};
 
-const USAGE: &str =
-    "usage: cargo xtask <migrate | up [--provision auto|binaries] | down | test | soak>";
+const USAGE: &str = "usage: cargo xtask <migrate | up [--provision auto|binaries] | down | test | soak | bench [--quick]>";
 
 fn main() -> anyhow::Result<()> {
     env::load_dotenv(&project_root().join(".env"))?;
@@ -31,6 +31,7 @@ fn main() -> anyhow::Result<()> {
         Some("down") => up::down(),
         Some("test") => test(&sh),
         Some("soak") => soak(&sh),
+        Some("bench") => bench(&sh, std::env::args().any(|arg| arg == "--quick")),
         Some("help" | "--help" | "-h") => {
             println!("{USAGE}");
             Ok(())
@@ -245,6 +246,27 @@ fn suite_env(port: u16) -> Vec<(String, String)> {
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect()
+}
+
+/// The benchmarks, on release builds (debug ones for `--quick`, which only keeps the tool
+/// working), against the services the environment names (as for `test`).
+fn bench(sh: &Shell, quick: bool) -> anyhow::Result<()> {
+    let profile = if quick { "dev" } else { "release" };
+    cmd!(
+        sh,
+        "cargo build --profile {profile} -p taskflow-bench -p taskflow-api -p taskflow-worker"
+    )
+    .run()?;
+    let dir = if quick { "debug" } else { "release" };
+    let bench = project_root()
+        .join("target")
+        .join(dir)
+        .join("taskflow-bench");
+    let args: &[&str] = if quick { &["--quick"] } else { &[] };
+    cmd!(sh, "{bench} {args...}")
+        .run()
+        .context("the benchmark failed")?;
+    Ok(())
 }
 
 /// The soak test at full size: tasks stream in at `SOAK_RATE` per second while random faults

@@ -1,0 +1,527 @@
+//! The measurements. Each phase drives the real services and returns figures; none judges them.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use futures_util::stream::FuturesUnordered;
+use futures_util::{SinkExt as _, StreamExt as _};
+use lapin::BasicProperties;
+use lapin::options::{
+    BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions, QueueDeleteOptions,
+};
+use lapin::types::FieldTable;
+use serde::Serialize;
+use sqlx::MySqlPool;
+use tokio::sync::Mutex;
+
+use crate::stack::Env;
+use crate::stats::Latency;
+
+/// Single-row INSERT + COMMIT per second into a scratch table, at `concurrency`.
+pub async fn insert_ceiling(
+    env: &Env,
+    concurrency: usize,
+    duration: Duration,
+) -> anyhow::Result<f64> {
+    let pool = sqlx::mysql::MySqlPoolOptions::new()
+        .max_connections(concurrency as u32)
+        .connect(&env.db_url())
+        .await
+        .context("connecting to MySQL")?;
+    sqlx::query(
+        "CREATE TABLE IF NOT EXISTS bench_scratch \
+         (id BIGINT AUTO_INCREMENT PRIMARY KEY, body VARCHAR(255) NOT NULL)",
+    )
+    .execute(&pool)
+    .await?;
+    let shared = pool.clone();
+    let count = run_for(concurrency, duration, move |_| {
+        let pool = shared.clone();
+        async move {
+            sqlx::query("INSERT INTO bench_scratch (body) VALUES ('ceiling')")
+                .execute(&pool)
+                .await
+                .map(|_| ())
+                .map_err(anyhow::Error::from)
+        }
+    })
+    .await?;
+    sqlx::query("DROP TABLE bench_scratch")
+        .execute(&pool)
+        .await?;
+    pool.close().await;
+    Ok(count as f64 / duration.as_secs_f64())
+}
+
+/// Confirmed AMQP publishes per second on one channel, with up to 1,000 confirms in flight.
+pub async fn publish_ceiling(env: &Env, messages: usize) -> anyhow::Result<f64> {
+    let connection = lapin::Connection::connect(&env.rabbitmq, Default::default()).await?;
+    let channel = connection.create_channel().await?;
+    let queue = format!("{}.bench.ceiling", env.prefix);
+    channel
+        .queue_declare(
+            queue.as_str().into(),
+            QueueDeclareOptions::durable(),
+            FieldTable::default(),
+        )
+        .await?;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    let body = br#"{"task_id":"00000000-0000-0000-0000-000000000000","payload":{"message":"x"},"requested_at":"2026-01-01T00:00:00Z"}"#;
+    let started = Instant::now();
+    let mut in_flight = FuturesUnordered::new();
+    for _ in 0..messages {
+        if in_flight.len() >= 1000
+            && let Some(confirm) = in_flight.next().await
+        {
+            confirm?;
+        }
+        let confirm = channel
+            .basic_publish(
+                "".into(),
+                queue.as_str().into(),
+                BasicPublishOptions::default(),
+                body,
+                BasicProperties::default().with_delivery_mode(2),
+            )
+            .await?;
+        in_flight.push(confirm);
+    }
+    while let Some(confirm) = in_flight.next().await {
+        confirm?;
+    }
+    let rate = messages as f64 / started.elapsed().as_secs_f64();
+    channel
+        .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+        .await?;
+    let _ = connection.close(200, "done".into()).await;
+    Ok(rate)
+}
+
+/// Redis PUBLISH per second, at `concurrency` connections.
+pub async fn redis_ceiling(
+    env: &Env,
+    concurrency: usize,
+    duration: Duration,
+) -> anyhow::Result<f64> {
+    let client = redis::Client::open(env.redis.as_str())?;
+    let channel = format!("{}.bench.ceiling", env.prefix);
+    let mut connections = Vec::new();
+    for _ in 0..concurrency {
+        connections.push(Arc::new(Mutex::new(
+            client.get_multiplexed_async_connection().await?,
+        )));
+    }
+    let connections = Arc::new(connections);
+    let count = run_for(concurrency, duration, move |i| {
+        let connection = connections[i].clone();
+        let channel = channel.clone();
+        async move {
+            let mut connection = connection.lock().await;
+            redis::cmd("PUBLISH")
+                .arg(&channel)
+                .arg("ceiling")
+                .query_async::<i64>(&mut *connection)
+                .await
+                .map(|_| ())
+                .map_err(anyhow::Error::from)
+        }
+    })
+    .await?;
+    Ok(count as f64 / duration.as_secs_f64())
+}
+
+/// Calls `op` in a loop on `concurrency` tasks for `duration`; returns how many succeeded.
+async fn run_for<F, Fut>(concurrency: usize, duration: Duration, op: F) -> anyhow::Result<u64>
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static + Clone,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+{
+    let deadline = Instant::now() + duration;
+    let mut tasks = Vec::new();
+    for i in 0..concurrency {
+        let op = op.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut done = 0u64;
+            while Instant::now() < deadline {
+                op(i).await?;
+                done += 1;
+            }
+            anyhow::Ok(done)
+        }));
+    }
+    let mut total = 0;
+    for task in tasks {
+        total += task.await??;
+    }
+    Ok(total)
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct CreateFigures {
+    pub concurrency: usize,
+    pub requests_per_second: f64,
+    pub latency: Latency,
+}
+
+/// `POST /tasks` requests per second at `concurrency`, with latencies.
+pub async fn create_throughput(
+    http: &reqwest::Client,
+    url: &str,
+    concurrency: usize,
+    duration: Duration,
+) -> anyhow::Result<CreateFigures> {
+    let deadline = Instant::now() + duration;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let http = http.clone();
+        let url = url.to_owned();
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            while Instant::now() < deadline {
+                let sent = Instant::now();
+                post_task(&http, &url).await?;
+                latencies.push(sent.elapsed());
+            }
+            anyhow::Ok(latencies)
+        }));
+    }
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await??);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    Ok(CreateFigures {
+        concurrency,
+        requests_per_second: latencies.len() as f64 / elapsed,
+        latency: Latency::of(latencies),
+    })
+}
+
+async fn post_task(http: &reqwest::Client, url: &str) -> anyhow::Result<String> {
+    let response = http
+        .post(url)
+        .json(&serde_json::json!({"title": "bench", "payload": {"message": "bench"}}))
+        .send()
+        .await?;
+    anyhow::ensure!(
+        response.status() == reqwest::StatusCode::CREATED,
+        "POST /tasks answered {}",
+        response.status()
+    );
+    let body: serde_json::Value = response.json().await?;
+    Ok(body["task_id"].as_str().context("a task_id")?.to_owned())
+}
+
+/// Records when each task's DONE event arrives on one WebSocket connection.
+pub struct DoneWatcher {
+    done: Arc<Mutex<HashMap<String, Instant>>>,
+    reader: tokio::task::JoinHandle<()>,
+}
+
+impl DoneWatcher {
+    pub async fn connect(ws_url: &str) -> anyhow::Result<Self> {
+        let (stream, _) = tokio_tungstenite::connect_async(ws_url).await?;
+        let done = Arc::new(Mutex::new(HashMap::new()));
+        let record = done.clone();
+        let reader = tokio::spawn(async move {
+            let (_, mut messages) = stream.split();
+            while let Some(Ok(message)) = messages.next().await {
+                let Ok(text) = message.to_text() else {
+                    continue;
+                };
+                if text.contains("\"DONE\"")
+                    && let Ok(event) = serde_json::from_str::<serde_json::Value>(text)
+                    && let Some(id) = event["task_id"].as_str()
+                {
+                    record.lock().await.insert(id.to_owned(), Instant::now());
+                }
+            }
+        });
+        Ok(Self { done, reader })
+    }
+
+    /// Waits until every id has its DONE (or `timeout`); returns when each arrived.
+    pub async fn wait_all(&self, ids: &[String], timeout: Duration) -> HashMap<String, Instant> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            {
+                let done = self.done.lock().await;
+                if ids.iter().all(|id| done.contains_key(id)) || Instant::now() > deadline {
+                    return ids
+                        .iter()
+                        .filter_map(|id| done.get(id).map(|at| (id.clone(), *at)))
+                        .collect();
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for DoneWatcher {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct PipelineFigures {
+    pub tasks: usize,
+    pub finished: usize,
+    pub seconds: f64,
+    pub tasks_per_second: f64,
+}
+
+/// `tasks` submitted as fast as accepted (64 at a time); tasks per second until the last DONE
+/// is seen on a WebSocket.
+pub async fn pipeline_throughput(
+    http: &reqwest::Client,
+    api: &str,
+    ws_url: &str,
+    tasks: usize,
+) -> anyhow::Result<PipelineFigures> {
+    let watcher = DoneWatcher::connect(ws_url).await?;
+    let url = format!("{api}/tasks");
+    let started = Instant::now();
+    let ids = futures_util::stream::iter(0..tasks)
+        .map(|_| post_task(http, &url))
+        .buffer_unordered(64)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<anyhow::Result<Vec<String>>>()?;
+    let timeout = Duration::from_secs(60 + tasks as u64 / 20);
+    let done = watcher.wait_all(&ids, timeout).await;
+    let last = done.values().max().copied().unwrap_or_else(Instant::now);
+    let seconds = (last - started).as_secs_f64();
+    Ok(PipelineFigures {
+        tasks,
+        finished: done.len(),
+        seconds,
+        tasks_per_second: done.len() as f64 / seconds,
+    })
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct LatencyFigures {
+    pub offered_per_second: f64,
+    pub latency: Latency,
+    pub missing: usize,
+}
+
+/// POST → DONE-on-the-WebSocket latency at a fixed offered rate.
+pub async fn end_to_end_latency(
+    http: &reqwest::Client,
+    api: &str,
+    ws_url: &str,
+    rate: f64,
+    duration: Duration,
+) -> anyhow::Result<LatencyFigures> {
+    let watcher = DoneWatcher::connect(ws_url).await?;
+    let url = format!("{api}/tasks");
+    let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / rate.max(0.1)));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let deadline = Instant::now() + duration;
+    let mut sends = Vec::new();
+    while Instant::now() < deadline {
+        ticks.tick().await;
+        let http = http.clone();
+        let url = url.clone();
+        sends.push(tokio::spawn(async move {
+            let sent = Instant::now();
+            post_task(&http, &url).await.map(|id| (id, sent))
+        }));
+    }
+    let mut sent_at = HashMap::new();
+    for send in sends {
+        let (id, at) = send.await??;
+        sent_at.insert(id, at);
+    }
+    let ids: Vec<String> = sent_at.keys().cloned().collect();
+    let done = watcher.wait_all(&ids, Duration::from_secs(30)).await;
+    let latencies = done
+        .iter()
+        .map(|(id, at)| at.duration_since(sent_at[id]))
+        .collect();
+    Ok(LatencyFigures {
+        offered_per_second: rate,
+        latency: Latency::of(latencies),
+        missing: ids.len() - done.len(),
+    })
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct FanOutFigures {
+    pub clients: usize,
+    pub events: usize,
+    pub expected_deliveries: usize,
+    pub missing_deliveries: usize,
+    pub delivery: Latency,
+    pub api_rss_mb: f64,
+}
+
+/// `clients` WebSocket clients all receiving `events` events published on the status channel
+/// at `rate` per second; counts what each received and how late.
+pub async fn websocket_fan_out(
+    env: &Env,
+    ws_url: &str,
+    clients: usize,
+    events: usize,
+    rate: f64,
+    api_rss: impl Fn() -> f64,
+) -> anyhow::Result<FanOutFigures> {
+    let started_at = chrono::Utc::now();
+    let marker = format!("fanout-{}", started_at.timestamp_micros());
+    let received = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let latencies = Arc::new(std::sync::Mutex::new(Vec::with_capacity(clients * events)));
+    // Connect in batches, so the API's accept queue is not flooded.
+    let mut readers = Vec::with_capacity(clients);
+    for batch in (0..clients).collect::<Vec<_>>().chunks(200) {
+        let connected = futures_util::future::join_all(
+            batch
+                .iter()
+                .map(|_| tokio_tungstenite::connect_async(ws_url)),
+        )
+        .await;
+        for result in connected {
+            let (stream, _) = result.context("connecting a fan-out client")?;
+            let (mut sink, mut messages) = stream.split();
+            let received = received.clone();
+            let latencies = latencies.clone();
+            let marker = marker.clone();
+            readers.push(tokio::spawn(async move {
+                let mut mine = 0;
+                while let Some(Ok(message)) = messages.next().await {
+                    match message {
+                        tokio_tungstenite::tungstenite::Message::Text(text)
+                            if text.contains(marker.as_str()) =>
+                        {
+                            if let Some(sent) = sent_time(text.as_str()) {
+                                let delay =
+                                    (chrono::Utc::now() - sent).to_std().unwrap_or_default();
+                                latencies.lock().expect("not poisoned").push(delay);
+                            }
+                            received.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            mine += 1;
+                            if mine == events {
+                                break;
+                            }
+                        }
+                        tokio_tungstenite::tungstenite::Message::Ping(payload) => {
+                            let _ = sink
+                                .send(tokio_tungstenite::tungstenite::Message::Pong(payload))
+                                .await;
+                        }
+                        _ => {}
+                    }
+                }
+            }));
+        }
+    }
+    let rss_connected = api_rss();
+
+    let client = redis::Client::open(env.redis.as_str())?;
+    let mut publisher = client.get_multiplexed_async_connection().await?;
+    let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
+    for seq in 0..events {
+        ticks.tick().await;
+        let event = serde_json::json!({
+            "task_id": uuid::Uuid::new_v4(),
+            "status": "DONE",
+            "updated_at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            "message": format!("{marker}-{seq}"),
+        });
+        redis::cmd("PUBLISH")
+            .arg(env.channel())
+            .arg(event.to_string())
+            .query_async::<i64>(&mut publisher)
+            .await?;
+    }
+    let drain = tokio::time::timeout(Duration::from_secs(30), async {
+        for reader in &mut readers {
+            let _ = reader.await;
+        }
+    })
+    .await;
+    if drain.is_err() {
+        for reader in &readers {
+            reader.abort();
+        }
+    }
+    let expected = clients * events;
+    let got = received.load(std::sync::atomic::Ordering::Relaxed);
+    let samples = std::mem::take(&mut *latencies.lock().expect("not poisoned"));
+    Ok(FanOutFigures {
+        clients,
+        events,
+        expected_deliveries: expected,
+        missing_deliveries: expected.saturating_sub(got),
+        delivery: Latency::of(samples),
+        api_rss_mb: rss_connected.max(api_rss()),
+    })
+}
+
+fn sent_time(text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    let start = text.find("\"updated_at\":\"")? + "\"updated_at\":\"".len();
+    let end = start + text[start..].find('"')?;
+    chrono::DateTime::parse_from_rfc3339(&text[start..end])
+        .ok()
+        .map(|at| at.with_timezone(&chrono::Utc))
+}
+
+/// Consumers attached to the work queue (to know the workers are up before measuring).
+pub async fn wait_for_consumers(env: &Env, count: u32) -> anyhow::Result<()> {
+    let connection = lapin::Connection::connect(&env.rabbitmq, Default::default()).await?;
+    let channel = connection.create_channel().await?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let queue = channel
+            .queue_declare(
+                env.queue().as_str().into(),
+                QueueDeclareOptions::durable(),
+                FieldTable::default(),
+            )
+            .await?;
+        if queue.consumer_count() >= count {
+            break;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "workers did not attach in time");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = connection.close(200, "done".into()).await;
+    Ok(())
+}
+
+/// Removes what the run created: its database, queues and exchange.
+pub async fn clean_up(env: &Env, pool: &MySqlPool) -> anyhow::Result<()> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS `{}`",
+        env.database
+    )))
+    .execute(pool)
+    .await?;
+    let connection = lapin::Connection::connect(&env.rabbitmq, Default::default()).await?;
+    let p = &env.prefix;
+    let mut queues = vec![env.queue(), format!("{p}.task.dead-letter")];
+    queues.extend((1..=5).map(|n| format!("{}.retry.{n}", env.queue())));
+    for queue in queues {
+        let channel = connection.create_channel().await?;
+        let _ = channel
+            .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+            .await;
+    }
+    let channel = connection.create_channel().await?;
+    let _ = channel
+        .exchange_delete(
+            format!("{p}.task.topic").as_str().into(),
+            Default::default(),
+        )
+        .await;
+    let _ = connection.close(200, "done".into()).await;
+    Ok(())
+}
