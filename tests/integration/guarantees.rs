@@ -31,6 +31,16 @@ async fn assert_each_done_exactly_once(app: &TestApp, ids: &[TaskId]) {
     }
 }
 
+/// Reads events until `count` DONE ones have arrived: the worker is well into its batch.
+async fn wait_for_done_events(ws: &mut taskflow_tests::WsClient, count: usize) {
+    let mut finished = 0;
+    while finished < count {
+        if let Received::Event(event) = ws.next().await {
+            finished += usize::from(event["status"] == "DONE");
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_accepted_while_the_broker_is_down_is_dispatched_after_it_returns() {
     // Arrange: the API reaches RabbitMQ through a proxy, which is cut.
@@ -65,12 +75,7 @@ async fn a_worker_killed_mid_batch_leaves_every_task_finished_exactly_once() {
     let mut doomed = app.spawn_worker_process(WORKER_BINARY);
 
     // Act: SIGKILL it once it is well into the batch, then start another worker.
-    let mut finished = 0;
-    while finished < 20 {
-        if let Received::Event(event) = ws.next().await {
-            finished += usize::from(event["status"] == "DONE");
-        }
-    }
+    wait_for_done_events(&mut ws, 20).await;
     doomed.kill();
     let _successor = app.spawn_worker_process(WORKER_BINARY);
 
@@ -104,12 +109,7 @@ async fn sigterm_mid_burst_finishes_what_was_taken_and_loses_nothing() {
     let ids = app.create_tasks(100).await;
     let mut draining = app.spawn_worker_process(WORKER_BINARY);
 
-    let mut finished = 0;
-    while finished < 10 {
-        if let Received::Event(event) = ws.next().await {
-            finished += usize::from(event["status"] == "DONE");
-        }
-    }
+    wait_for_done_events(&mut ws, 10).await;
     draining.terminate();
     let status = draining.wait(Duration::from_secs(20)).await;
     assert!(
