@@ -7,6 +7,7 @@ import { defineConfig } from 'vitest/config';
 const api = process.env.TASKFLOW_API || 'http://127.0.0.1:8000';
 const proxy = {
   '/tasks': { target: api },
+  '/stats': { target: api },
   '/healthz': { target: api },
   '/ws': { target: api, ws: true },
 };

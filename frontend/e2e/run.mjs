@@ -1,18 +1,28 @@
 // End-to-end checks of the dashboard in a real browser against a running stack (API + worker),
-// served at TASKFLOW_URL: create tasks through the form and watch them finish live, open the
-// detail view, follow a deep link, and watch from a second tab. Prints one line per check, the
-// WebSocket-to-DOM latency of a DONE event, and "N passed, M failed" (exit code 1 on failure).
+// served at TASKFLOW_URL (the API serving `dist/`, or the dev server): create tasks through the
+// form and watch them go PENDING → PROCESSING → DONE/FAILED live, open the detail view with its
+// attempts, retry a failed task, follow a deep link, watch from a second tab, and compare the
+// counters with GET /stats. Prints one line per check, the WebSocket-to-DOM latency of a DONE
+// event, the gzip size of the served bundle, and "N passed, M failed" (exit code 1 on failure).
+// It assumes nothing about tasks already in the database.
 
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readdir, rm } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
+import { gzipSync } from 'node:zlib';
 import { launch } from './browser.mjs';
 
 const BASE = (process.env.TASKFLOW_URL || 'http://127.0.0.1:5001').replace(/\/+$/, '');
-const TIMEOUT = Number(process.env.E2E_TIMEOUT_MS || 20_000);
+const TIMEOUT = Number(process.env.E2E_TIMEOUT_MS || 30_000);
+// For this script's own REST calls; the page uses the token built into it (README).
+const TOKEN = process.env.TASKFLOW_TOKEN || process.env.REACT_APP_API_TOKEN || process.env.VITE_API_TOKEN || '';
 const ARTIFACTS = fileURLToPath(new URL('../e2e-artifacts/', import.meta.url));
 const RUN = Date.now().toString(36);
 
 /** @typedef {import('playwright-core').Page} Page */
+/** @typedef {{ attempt: number, worker: string, outcome: string | null }} AttemptJson */
+/** @typedef {{ task_id: string, title: string, status: string, attempts?: AttemptJson[] }} TaskJson */
+/** @typedef {{ counts: Record<string, number> }} StatsJson */
+/** @typedef {{ events: Record<string, number>, rows: Record<string, number>, log: Record<string, string[]> }} Probe */
 
 let passed = 0;
 let failed = 0;
@@ -45,6 +55,40 @@ function assert(condition, message) {
   if (!condition) throw new Error(message);
 }
 
+/** @param {string} path */
+function get(path) {
+  return fetch(`${BASE}${path}`, { headers: TOKEN ? { authorization: `Bearer ${TOKEN}` } : {} });
+}
+
+/**
+ * A GET against the API from this script, with the token when one is configured.
+ * @param {string} path
+ * @returns {Promise<unknown>}
+ */
+async function apiGet(path) {
+  const response = await get(path);
+  assert(response.ok, `GET ${path} answered ${response.status}`);
+  return response.json();
+}
+
+/**
+ * Polls `probe` until it returns something other than undefined, or fails after TIMEOUT. For
+ * conditions outside the page (REST answers), where no event can be awaited.
+ * @template T
+ * @param {() => Promise<T | undefined>} probe
+ * @param {string} failure
+ * @returns {Promise<T>}
+ */
+async function eventually(probe, failure) {
+  const deadline = Date.now() + TIMEOUT;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(failure);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
 /**
  * Opens the dashboard, marks the window (a reload would lose the mark) and waits until its
  * WebSocket is open, so every later change must come live.
@@ -64,17 +108,17 @@ async function stillSamePage(page) {
 }
 
 /**
- * Stamps, with the page's clock, when each task's DONE event reaches the page's own WebSocket and
- * when its row first shows DONE. Installed before the page loads: the WebSocket class is wrapped
- * so a listener added at construction runs before the app's `onmessage`, and a MutationObserver
- * watches the document. Node 20 has no WebSocket, so this all happens in the page.
+ * Records, with the page's clock, every status event the page's own WebSocket receives (in
+ * order, per task), when each task's first DONE event arrives, and when its row first shows
+ * DONE. Installed before the page loads: the WebSocket class is wrapped so a listener added at
+ * construction runs before the app's `onmessage`, and a MutationObserver watches the document.
  * @param {Page} page
  */
-async function installLatencyProbe(page) {
+async function installProbe(page) {
   await page.addInitScript(() => {
-    /** @type {{ events: Record<string, number>, rows: Record<string, number> }} */
-    const probe = { events: {}, rows: {} };
-    /** @type {Window & { e2eProbe?: typeof probe }} */ (window).e2eProbe = probe;
+    /** @type {Probe} */
+    const probe = { events: {}, rows: {}, log: {} };
+    /** @type {Window & { e2eProbe?: Probe }} */ (window).e2eProbe = probe;
     const Native = window.WebSocket;
     window.WebSocket = class extends Native {
       /** @param {string | URL} url @param {string | string[]} [protocols] */
@@ -85,7 +129,9 @@ async function installLatencyProbe(page) {
           if (typeof message.data !== 'string') return;
           try {
             const event = JSON.parse(message.data);
-            if (event?.status === 'DONE' && !(event.task_id in probe.events)) probe.events[event.task_id] = at;
+            if (typeof event?.task_id !== 'string' || typeof event.status !== 'string') return;
+            (probe.log[event.task_id] ??= []).push(event.status);
+            if (event.status === 'DONE' && !(event.task_id in probe.events)) probe.events[event.task_id] = at;
           } catch {
             // not JSON: not a status event (Vite's dev socket also passes here)
           }
@@ -103,10 +149,41 @@ async function installLatencyProbe(page) {
 }
 
 /**
+ * The statuses the page's WebSocket received for a task, in arrival order.
+ * @param {Page} page @param {string} taskId @returns {Promise<string[]>}
+ */
+function eventLog(page, taskId) {
+  return page.evaluate((id) => /** @type {Window & { e2eProbe?: Probe }} */ (window).e2eProbe?.log[id] ?? [], taskId);
+}
+
+/**
+ * Waits until the page's WebSocket has received, after the first `skip` events of the task,
+ * the statuses `expected` in that order (others may come between).
+ * @param {Page} page @param {string} taskId @param {string[]} expected @param {number} [skip]
+ */
+async function waitForEvents(page, taskId, expected, skip = 0) {
+  await page
+    .waitForFunction(
+      ({ id, want, from }) => {
+        const log = /** @type {Window & { e2eProbe?: Probe }} */ (window).e2eProbe?.log[id] ?? [];
+        let next = 0;
+        for (const status of log.slice(from)) if (status === want[next]) next += 1;
+        return next === want.length;
+      },
+      { id: taskId, want: expected, from: skip },
+      { timeout: TIMEOUT },
+    )
+    .catch(async () => {
+      const received = (await eventLog(page, taskId)).slice(skip);
+      throw new Error(`expected the events ${expected.join(' → ')}, the page received ${received.join(' → ') || 'none'}`);
+    });
+}
+
+/**
  * Fills and submits the create form; resolves to the created task from the POST's answer.
  * @param {Page} page
  * @param {{ title: string, message?: string }} input
- * @returns {Promise<{ task_id: string, title: string, status: string }>}
+ * @returns {Promise<TaskJson>}
  */
 async function createThroughForm(page, { title, message }) {
   await page.getByLabel('Title', { exact: true }).fill(title);
@@ -124,28 +201,79 @@ function rowStatus(page, taskId, status) {
   return page.locator(`tr[data-task-id="${taskId}"] [data-status="${status}"]`);
 }
 
+/** @param {Page} page @returns {Promise<Record<string, number>>} */
+async function pageCounters(page) {
+  const entries = await page.locator('[data-testid^="count-"]').evaluateAll((items) =>
+    items.map((item) => [item.getAttribute('data-testid')?.slice('count-'.length) ?? '', Number(item.textContent)]),
+  );
+  return Object.fromEntries(entries);
+}
+
+/** The JavaScript and CSS that `/` loads, as served, with their gzip sizes. */
+async function bundleSize() {
+  const html = await (await get('/')).text();
+  // The dev server serves sources, not a bundle: nothing to weigh.
+  if (html.includes('/@vite/client')) return 'the dev server serves sources: no bundle to measure';
+  const assets = [...html.matchAll(/(?:src|href)="(\/assets\/[^"]+\.(?:js|css))"/g)].map((match) => match[1] ?? '');
+  assert(assets.some((path) => path.endsWith('.js')), `the page at ${BASE}/ loads no /assets/*.js`);
+  const kb = (/** @type {number} */ bytes) => `${(bytes / 1000).toFixed(1)} kB`;
+  const parts = [];
+  let total = 0;
+  for (const path of assets) {
+    const response = await get(path);
+    assert(response.ok, `GET ${path} answered ${response.status}`);
+    const body = Buffer.from(await response.arrayBuffer());
+    const zipped = gzipSync(body, { level: 9 }).length;
+    total += zipped;
+    parts.push(`${path.split('/').pop()} ${kb(body.length)} (${kb(zipped)} gzip)`);
+  }
+  return `bundle served at ${BASE}/: ${parts.join(', ')}; ${kb(total)} gzip in all`;
+}
+
 async function main() {
   await mkdir(ARTIFACTS, { recursive: true });
+  // Screenshots of an earlier run would be mistaken for this one's.
+  for (const name of await readdir(ARTIFACTS)) if (name.endsWith('.png')) await rm(`${ARTIFACTS}${name}`);
   console.log(`e2e against ${BASE}`);
   const browser = await launch();
+  if (TOKEN) {
+    // With API_TOKEN_READS the API wants the token for the page and its assets too, which a
+    // browser cannot send when it navigates. Add it to those requests only: the app's own calls
+    // (REST and /ws) must carry the token built into it, which is what this run checks.
+    const origin = new URL(BASE).origin;
+    const api = /^\/(tasks|stats|ws|healthz|livez)(\/|$)/;
+    await browser.context.route(
+      (url) => url.origin === origin && !api.test(url.pathname),
+      (route) => route.continue({ headers: { ...route.request().headers(), authorization: `Bearer ${TOKEN}` } }),
+    );
+  }
   /** @type {string[]} */
   const consoleErrors = [];
   browser.context.on('console', (message) => {
-    // The retry endpoint may not exist yet: its 404 is expected and shown by the page (check 5).
-    const expected = /\/tasks\/[^/]+\/retry$/.test(message.location().url);
-    if (message.type() === 'error' && !expected) consoleErrors.push(`${message.text()} (${message.location().url})`);
+    if (message.type() === 'error') consoleErrors.push(`${message.text()} (${message.location().url})`);
   });
 
   try {
     const first = browser.context.pages()[0] ?? (await browser.context.newPage());
     const second = await browser.context.newPage();
-    await installLatencyProbe(first);
+    const third = await browser.context.newPage();
+    for (const page of [first, second, third]) await installProbe(page);
+
+    await check('the dashboard and its assets are served at /, a deep path included', first, async () => {
+      const deep = await get('/some/deep/path?task=x');
+      const type = deep.headers.get('content-type') ?? '';
+      assert(deep.ok && type.startsWith('text/html'), `GET /some/deep/path answered ${deep.status} ${type}`);
+      const size = await bundleSize();
+      notes.push(size);
+      return size.replace(/^.*; /, '');
+    });
+
     await openDashboard(first);
     await openDashboard(second);
 
-    /** @type {{ task_id: string, title: string } | null} */
+    /** @type {TaskJson | null} */
     let doneTask = null;
-    /** @type {{ task_id: string, title: string } | null} */
+    /** @type {TaskJson | null} */
     let failedTask = null;
 
     // Act in a foreground tab: Chromium throttles timers and animation frames in background tabs,
@@ -153,16 +281,19 @@ async function main() {
     // tab stays in the background, as a second open tab would.
     await first.bringToFront();
 
-    await check('a task created through the form with a message turns DONE without a reload', first, async () => {
+    await check('a task created with a message goes PENDING -> PROCESSING -> DONE live, in that order', first, async () => {
       doneTask = await createThroughForm(first, { title: `e2e done ${RUN}`, message: 'hello from e2e' });
-      await rowStatus(first, doneTask.task_id, 'DONE').waitFor({ timeout: TIMEOUT });
-      assert(await stillSamePage(first), 'the page was reloaded');
-      await first.screenshot({ path: `${ARTIFACTS}01-done.png` });
       const id = doneTask.task_id;
+      await rowStatus(first, id, 'DONE').waitFor({ timeout: TIMEOUT });
+      assert(await stillSamePage(first), 'the page was reloaded');
+      await waitForEvents(first, id, ['PENDING', 'PROCESSING', 'DONE']);
+      const log = await eventLog(first, id);
+      assert(log[0] === 'PENDING', `the first event was ${log[0]}, not PENDING`);
+      await first.screenshot({ path: `${ARTIFACTS}01-done.png` });
       // Both stamps exist once the row shows DONE.
       const handle = await first.waitForFunction(
         (taskId) => {
-          const probe = /** @type {Window & { e2eProbe?: { events: Record<string, number>, rows: Record<string, number> } }} */ (window).e2eProbe;
+          const probe = /** @type {Window & { e2eProbe?: Probe }} */ (window).e2eProbe;
           const event = probe?.events[taskId];
           const row = probe?.rows[taskId];
           return event !== undefined && row !== undefined ? row - event : null;
@@ -172,7 +303,7 @@ async function main() {
       );
       const latency = /** @type {number} */ (await handle.jsonValue());
       notes.push(`DONE event received by the page's WebSocket -> row shows DONE in the DOM: ${latency.toFixed(1)} ms`);
-      return `task ${id}`;
+      return `task ${id}, events ${log.join(' -> ')}`;
     });
 
     await check('a task created without a message turns FAILED', first, async () => {
@@ -183,8 +314,8 @@ async function main() {
       return `task ${failedTask.task_id}`;
     });
 
-    await check('the detail view shows the timeline created -> processing -> done', first, async () => {
-      assert(doneTask !== null, 'needs the DONE task of check 1');
+    await check('the detail view shows the timeline created -> processing -> done, with the attempt', first, async () => {
+      assert(doneTask !== null, 'needs the DONE task of check 2');
       const id = doneTask.task_id;
       await first.locator(`tr[data-task-id="${id}"]`).getByRole('button', { name: doneTask.title }).click();
       const detail = first.locator(`section.detail[data-task-id="${id}"]`);
@@ -193,39 +324,78 @@ async function main() {
         items.map((item) => `${item.getAttribute('data-step')}:${item.getAttribute('data-state')}`),
       );
       assert(steps.join(' ') === 'created:done processing:done finished:done', `timeline steps were ${steps.join(' ')}`);
-      const finished = await detail.locator('[data-step="finished"]').innerText();
-      assert(/Done/.test(finished), `the last step reads "${finished}"`);
       assert(new URL(first.url()).searchParams.get('task') === id, `the URL ${first.url()} does not hold the task id`);
       assert((await detail.locator('.detail__message').innerText()) === 'hello from e2e', 'the result message is not shown');
+      const stored = /** @type {TaskJson} */ (await apiGet(`/tasks/${id}`));
+      const worker = stored.attempts?.[0]?.worker;
+      assert(worker, `GET /tasks/${id} has no attempt with a worker`);
+      const attempt = detail.locator('.attempt').first();
+      await attempt.waitFor({ timeout: TIMEOUT });
+      const text = await attempt.innerText();
+      assert(text.includes(worker) && text.includes('DONE'), `the attempt reads "${text}", expected worker ${worker} and DONE`);
       await first.screenshot({ path: `${ARTIFACTS}03-detail.png` });
-      return steps.join(', ');
+      return `${steps.join(', ')}; "${text}"`;
     });
 
-    await check('a second tab sees the same task turn DONE, without a reload', second, async () => {
-      assert(doneTask !== null, 'needs the DONE task of check 1');
+    await check('a second tab sees the task appear and turn DONE, without a reload', second, async () => {
+      assert(doneTask !== null, 'needs the DONE task of check 2');
       await rowStatus(second, doneTask.task_id, 'DONE').waitFor({ timeout: TIMEOUT });
       assert(await stillSamePage(second), 'the second tab was reloaded');
       // Created in the first tab, so the second learnt of it from events alone.
+      await waitForEvents(second, doneTask.task_id, ['PENDING', 'DONE']);
       await second.screenshot({ path: `${ARTIFACTS}04-second-tab.png` });
     });
 
-    const third = await browser.context.newPage();
-    await check('a deep link opens the failed task, with its reason and a Retry button', third, async () => {
-      assert(failedTask !== null, 'needs the FAILED task of check 2');
+    await check('a deep link opens the failed task; Retry runs it again: PENDING -> PROCESSING -> FAILED', third, async () => {
+      assert(failedTask !== null, 'needs the FAILED task of check 3');
+      const id = failedTask.task_id;
       await third.bringToFront();
-      await openDashboard(third, `/?task=${failedTask.task_id}`);
-      const detail = third.locator(`section.detail[data-task-id="${failedTask.task_id}"]`);
+      await openDashboard(third, `/?task=${id}`);
+      const detail = third.locator(`section.detail[data-task-id="${id}"]`);
       await detail.getByRole('heading', { name: failedTask.title }).waitFor({ timeout: TIMEOUT });
-      const reason = await detail.locator('.detail__message--failed').innerText();
-      await detail.getByRole('button', { name: 'Retry' }).click();
-      // Until POST /tasks/{id}/retry exists the API answers 404, which must be shown; once it
-      // exists the task leaves FAILED.
-      const outcome = await Promise.race([
-        detail.getByRole('alert').waitFor({ timeout: TIMEOUT }).then(async () => `retry refused: "${await detail.getByRole('alert').innerText()}"`),
-        detail.locator('[data-status]:not([data-status="FAILED"])').first().waitFor({ timeout: TIMEOUT }).then(() => 'retry accepted'),
+      const reason = await detail.locator('.detail__message--failed').innerText({ timeout: TIMEOUT });
+      await detail.locator('.attempt').first().waitFor({ timeout: TIMEOUT });
+      const before = /** @type {TaskJson} */ (await apiGet(`/tasks/${id}`));
+      const attemptsBefore = before.attempts?.length ?? 0;
+      const seenBefore = (await eventLog(third, id)).length;
+
+      const [response] = await Promise.all([
+        third.waitForResponse((r) => new URL(r.url()).pathname === `/tasks/${id}/retry`, { timeout: TIMEOUT }),
+        detail.getByRole('button', { name: 'Retry' }).click(),
       ]);
-      await third.screenshot({ path: `${ARTIFACTS}05-deep-link.png` });
-      return `reason "${reason}", ${outcome}`;
+      assert(response.status() === 200, `POST /tasks/${id}/retry answered ${response.status()}: ${await response.text()}`);
+      const answer = /** @type {TaskJson} */ (await response.json());
+      assert(answer.status === 'PENDING', `the retry answered status ${answer.status}`);
+
+      await waitForEvents(third, id, ['PENDING', 'PROCESSING', 'FAILED'], seenBefore);
+      await detail.locator('[data-step="retried"]').waitFor({ timeout: TIMEOUT });
+      await detail.locator('.detail__status [data-status="FAILED"]').waitFor({ timeout: TIMEOUT });
+      await third.locator(`section.detail .attempt >> nth=${attemptsBefore}`).waitFor({ timeout: TIMEOUT });
+      const shown = await detail.locator('.attempt').count();
+      const after = /** @type {TaskJson} */ (await apiGet(`/tasks/${id}`));
+      const attemptsAfter = after.attempts?.length ?? 0;
+      assert(attemptsAfter > attemptsBefore, `GET /tasks/${id} has ${attemptsAfter} attempts, as many as before`);
+      assert(shown === attemptsAfter, `the timeline shows ${shown} attempts, the API has ${attemptsAfter}`);
+      await detail.getByRole('button', { name: 'Retry' }).waitFor({ timeout: TIMEOUT });
+      await third.screenshot({ path: `${ARTIFACTS}05-retried.png` });
+      return `reason "${reason}", attempts ${attemptsBefore} -> ${attemptsAfter}`;
+    });
+
+    await check('the counters come from GET /stats and agree with it', third, async () => {
+      const source = await third.locator('.overview').getAttribute('data-source');
+      assert(source === 'server', `the overview's numbers come from "${source}"`);
+      assert((await third.getByText(/this page has loaded/).count()) === 0, 'the page still says it counts only loaded tasks');
+      const started = Date.now();
+      // Both may move while other tasks run; they must meet (live updates, a refresh every 10 s).
+      const agreed = await eventually(
+        async () => {
+          const server = /** @type {StatsJson} */ (await apiGet('/stats')).counts;
+          const shown = await pageCounters(third);
+          return Object.keys(server).every((status) => shown[status] === server[status]) ? shown : undefined;
+        },
+        `the counters never matched GET /stats within ${TIMEOUT} ms`,
+      );
+      return `${Object.entries(agreed).map(([status, n]) => `${status} ${n}`).join(', ')} (agreed after ${Date.now() - started} ms)`;
     });
 
     await check('the form refuses a payload that is not JSON, without sending it', third, async () => {

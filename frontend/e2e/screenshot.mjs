@@ -11,7 +11,7 @@ const out = process.argv[2] || fileURLToPath(new URL('../docs/dashboard.png', im
 const task = process.env.SCREENSHOT_TASK;
 const create = process.env.SCREENSHOT_CREATE;
 
-const browser = await launch({ width: 1280, height: 860 });
+const browser = await launch({ width: 1280, height: 1000 });
 try {
   const page = browser.context.pages()[0] ?? (await browser.context.newPage());
   await page.emulateMedia({ reducedMotion: 'reduce', colorScheme: 'light' });

@@ -1,7 +1,8 @@
-// The REST client: typed calls for /tasks, and the API's error envelope turned into ApiError.
+// The REST client: typed calls for /tasks and /stats, the optional bearer token, and the API's
+// error envelope turned into ApiError.
 
-import type { NewTask, Task, TaskStatus } from './types';
-import { decodeTask, isRecord } from './wire';
+import type { NewTask, ServerStats, Task, TaskStatus } from './types';
+import { decodeStats, decodeTask, isRecord } from './wire';
 
 /** A failed call: the envelope's code, message and field, or a network or protocol failure. */
 export class ApiError extends Error {
@@ -37,20 +38,36 @@ export interface ApiClient {
   getTask(taskId: string): Promise<Task>;
   createTask(task: NewTask): Promise<Task>;
   retryTask(taskId: string): Promise<Task>;
+  getStats(): Promise<ServerStats>;
 }
 
 type Fetch = (input: string, init?: RequestInit) => Promise<Response>;
 
-export function createApiClient(baseUrl: string, fetchImpl?: Fetch): ApiClient {
+export interface ClientOptions {
+  /** Sent as `Authorization: Bearer <token>` on every call when set (API_TOKEN on the server). */
+  token?: string | null;
+  fetch?: Fetch;
+}
+
+/** What one call sends: plain-object headers, so the token can be merged into them. */
+interface Call {
+  method?: 'GET' | 'POST';
+  headers?: Record<string, string>;
+  body?: string;
+}
+
+export function createApiClient(baseUrl: string, options: ClientOptions = {}): ApiClient {
   // Called through a wrapper: window.fetch throws "Illegal invocation" when called as a method
   // of another object.
-  const doFetch: Fetch = fetchImpl ?? ((input, init) => fetch(input, init));
+  const doFetch: Fetch = options.fetch ?? ((input, init) => fetch(input, init));
   const base = baseUrl.replace(/\/+$/, '');
+  const auth: Record<string, string> = options.token ? { authorization: `Bearer ${options.token}` } : {};
 
-  async function request(path: string, init?: RequestInit): Promise<{ body: unknown; response: Response }> {
+  async function request(path: string, init: Call = {}): Promise<{ body: unknown; response: Response }> {
     let response: Response;
     try {
-      response = await doFetch(`${base}${path}`, { ...init, headers: { accept: 'application/json', ...init?.headers } });
+      const headers = { accept: 'application/json', ...auth, ...init.headers };
+      response = await doFetch(`${base}${path}`, { ...init, headers });
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error);
       throw new ApiError(0, 'network_error', `Cannot reach the API (${reason}).`);
@@ -68,7 +85,7 @@ export function createApiClient(baseUrl: string, fetchImpl?: Fetch): ApiClient {
     return { body, response };
   }
 
-  async function requestTask(path: string, init?: RequestInit): Promise<Task> {
+  async function requestTask(path: string, init?: Call): Promise<Task> {
     const { body } = await request(path, init);
     const task = decodeTask(body);
     if (task === null) throw new ApiError(0, 'bad_response', 'The API answered with something that is not a task.');
@@ -97,6 +114,12 @@ export function createApiClient(baseUrl: string, fetchImpl?: Fetch): ApiClient {
     },
     retryTask(taskId) {
       return requestTask(`/tasks/${encodeURIComponent(taskId)}/retry`, { method: 'POST' });
+    },
+    async getStats() {
+      const { body } = await request('/stats');
+      const stats = decodeStats(body);
+      if (stats === null) throw new ApiError(0, 'bad_response', 'The API answered /stats with something unexpected.');
+      return stats;
     },
   };
 }

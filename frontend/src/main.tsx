@@ -1,4 +1,5 @@
-// Entry point: builds the real dependencies (REST client, WebSocket URL) and mounts the App.
+// Entry point: builds the real dependencies (REST client with its token, WebSocket URL) and mounts
+// the App.
 
 import { StrictMode } from 'react';
 import { createRoot } from 'react-dom/client';
@@ -9,7 +10,7 @@ import type { DashboardDeps } from './useDashboard';
 import './styles.css';
 
 const endpoints = resolveEndpoints(import.meta.env, window.location);
-const deps: DashboardDeps = { api: createApiClient(endpoints.apiBase), wsUrl: endpoints.wsUrl };
+const deps: DashboardDeps = { api: createApiClient(endpoints.apiBase, { token: endpoints.token }), wsUrl: endpoints.wsUrl };
 
 const root = document.getElementById('root');
 if (root === null) throw new Error('index.html has no #root element');

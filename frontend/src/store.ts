@@ -1,8 +1,19 @@
 // The dashboard's state and its one reducer: tasks merged from REST snapshots and live events by
-// the rule "an older state never overwrites a newer one", the loaded window of the list, toasts.
+// the rule "an older state never overwrites a newer one", the loaded window of the list, toasts,
+// and the live counters (each status change counted once, whichever source brought it first).
 
+import {
+  initialLiveStats,
+  observe,
+  statsFailed,
+  statsLoaded,
+  statsRequested,
+  transitionBetween,
+  type Known,
+  type LiveStats,
+} from './liveStats';
 import { compareTimestamps, toMicros } from './time';
-import { isTerminal, type StatusEvent, type Task, type TaskStatus } from './types';
+import { isTerminal, type ServerStats, type StatusEvent, type Task, type TaskStatus } from './types';
 
 /** The list as the API pages it: one status filter (or none), newest first, a cursor for more. */
 export interface ListState {
@@ -47,6 +58,8 @@ export interface DashboardState {
   toastSeq: number;
   /** Recently toasted events, so a duplicated event does not toast twice. */
   toastKeys: string[];
+  /** The counters and chart: `GET /stats` plus the changes seen since. */
+  stats: LiveStats;
 }
 
 export type Action =
@@ -57,7 +70,11 @@ export type Action =
   | { type: 'taskLoaded'; task: Task }
   | { type: 'orphanDropped'; taskId: string }
   | { type: 'event'; event: StatusEvent }
-  | { type: 'toastDismissed'; id: number };
+  | { type: 'toastDismissed'; id: number }
+  /** `at`: this browser's clock when the request was sent, in microseconds. */
+  | { type: 'statsRequested'; at: number }
+  | { type: 'statsLoaded'; stats: ServerStats; ref: number }
+  | { type: 'statsFailed'; message: string };
 
 export const MAX_TOASTS = 4;
 const TOAST_MEMORY = 200;
@@ -71,6 +88,7 @@ export function initialState(): DashboardState {
     toasts: [],
     toastSeq: 0,
     toastKeys: [],
+    stats: initialLiveStats(),
   };
 }
 
@@ -93,7 +111,12 @@ export function supersedes(incoming: Versioned, current: Versioned): boolean {
 
 /** The task after a REST snapshot: the snapshot unless what we hold is newer. */
 export function mergeSnapshot(current: Task | undefined, snapshot: Task): Task {
-  return current === undefined || supersedes(snapshot, current) ? snapshot : current;
+  if (current === undefined) return snapshot;
+  if (!supersedes(snapshot, current)) return current;
+  // A list row carries no attempts: the same version read by id (the detail view) keeps its own,
+  // whichever answer lands last.
+  const sameVersion = snapshot.status === current.status && compareTimestamps(snapshot.updated_at, current.updated_at) === 0;
+  return sameVersion && snapshot.attempts === undefined && current.attempts !== undefined ? current : snapshot;
 }
 
 /** The task after a status event: `current` itself (same object) when the event is stale. */
@@ -180,9 +203,8 @@ function absorb(state: DashboardState, snapshot: Task, placeIt: boolean): Dashbo
   const id = snapshot.task_id;
   let next = state;
   let task = mergeSnapshot(state.tasks[id], snapshot);
-  if (task === snapshot && snapshot.status !== 'PENDING') {
-    next = recordSeen(next, id, snapshot.status, snapshot.updated_at);
-  }
+  // PENDING too: a retry's answer says when the task was sent back, for the timeline.
+  if (task === snapshot) next = recordSeen(next, id, snapshot.status, snapshot.updated_at);
   const orphan = next.orphans[id];
   let toastIt = false;
   if (orphan !== undefined) {
@@ -214,7 +236,45 @@ function onEvent(state: DashboardState, event: StatusEvent): DashboardState {
   return toastFor({ ...seen, tasks, list: place(seen.list, task, tasks) }, task);
 }
 
+/** What the page knows of a task for counting: its snapshot, else the event waiting for one. */
+function known(state: DashboardState, taskId: string): Known | undefined {
+  return state.tasks[taskId] ?? state.orphans[taskId];
+}
+
+/** The tasks an action may change the status of. */
+function touched(action: Action): string[] {
+  switch (action.type) {
+    case 'event':
+      return [action.event.task_id];
+    case 'taskLoaded':
+      return [action.task.task_id];
+    case 'listLoaded':
+      return action.tasks.map((task) => task.task_id);
+    default:
+      return [];
+  }
+}
+
+/**
+ * Counts each status change an action made. Comparing the state before and after (rather than
+ * counting events) means a change is counted once whether a snapshot or the event brought it
+ * first: a retry's answer and its PENDING event, or an event the snapshot already reflected.
+ */
+function countChanges(before: DashboardState, after: DashboardState, action: Action): DashboardState {
+  let stats = after.stats;
+  for (const id of touched(action)) {
+    const change = transitionBetween(id, known(before, id), known(after, id));
+    if (change !== null) stats = observe(stats, change);
+  }
+  return stats === after.stats ? after : { ...after, stats };
+}
+
 export function reducer(state: DashboardState, action: Action): DashboardState {
+  const next = step(state, action);
+  return next === state ? state : countChanges(state, next, action);
+}
+
+function step(state: DashboardState, action: Action): DashboardState {
   switch (action.type) {
     case 'filterChanged':
       return { ...state, list: { ...initialState().list, status: action.status } };
@@ -267,6 +327,12 @@ export function reducer(state: DashboardState, action: Action): DashboardState {
       return onEvent(state, action.event);
     case 'toastDismissed':
       return { ...state, toasts: state.toasts.filter((toast) => toast.id !== action.id) };
+    case 'statsRequested':
+      return { ...state, stats: statsRequested(state.stats, action.at) };
+    case 'statsLoaded':
+      return { ...state, stats: statsLoaded(state.stats, action.stats, action.ref) };
+    case 'statsFailed':
+      return { ...state, stats: statsFailed(state.stats, action.message) };
   }
 }
 

@@ -1,4 +1,4 @@
-// The API's data shapes as the dashboard uses them: tasks, attempts, WebSocket messages, errors.
+// The API's data shapes as the dashboard uses them: tasks, attempts, statistics, WebSocket messages.
 
 export const STATUSES = ['PENDING', 'PROCESSING', 'DONE', 'FAILED'] as const;
 export type TaskStatus = (typeof STATUSES)[number];
@@ -38,6 +38,21 @@ export interface StatusEvent {
   status: TaskStatus;
   updated_at: string;
   message?: string | null;
+}
+
+/** Tasks that finished in one wall-clock minute. */
+export interface MinuteCount {
+  /** Start of the minute, in epoch milliseconds. */
+  start: number;
+  done: number;
+  failed: number;
+}
+
+/** `GET /stats`: counts over the whole database, and what finished per minute in the last hour. */
+export interface ServerStats {
+  counts: Record<TaskStatus, number>;
+  /** Oldest first; minutes in which nothing finished are left out. */
+  finishedPerMinute: MinuteCount[];
 }
 
 /** What `POST /tasks` takes. */

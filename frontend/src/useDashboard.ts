@@ -1,5 +1,5 @@
-// The dashboard's controller: owns the store, keeps it in step with the REST API and the live
-// connection (reloading whenever events may have been missed), and offers the actions the
+// The dashboard's controller: owns the store, keeps it in step with the REST API, `/stats` and the
+// live connection (reloading whenever events may have been missed), and offers the actions the
 // components call.
 
 import { useCallback, useEffect, useLayoutEffect, useMemo, useReducer, useRef, useState } from 'react';
@@ -7,6 +7,7 @@ import { ApiError, errorMessage, type ApiClient, type TaskPage } from './api';
 import { connect, type Backoff, type Connection, type ConnectionState, type WebSocketFactory } from './connection';
 import { initialState, reducer, type DashboardState } from './store';
 import { isTerminal, type NewTask, type Task, type TaskStatus } from './types';
+import { useStatsRefresh } from './useStatsRefresh';
 
 export interface DashboardDeps {
   api: ApiClient;
@@ -14,6 +15,8 @@ export interface DashboardDeps {
   WebSocketImpl?: WebSocketFactory;
   backoff?: Backoff;
   random?: () => number;
+  /** How often the counters are re-read from `GET /stats`. */
+  statsIntervalMs?: number;
 }
 
 export const PAGE_SIZE = 50;
@@ -54,10 +57,13 @@ interface ListRequest {
 }
 
 export function useDashboard(deps: DashboardDeps, selectedId: string | null): Dashboard {
-  const { api, wsUrl, WebSocketImpl, backoff, random } = deps;
+  const { api, wsUrl, WebSocketImpl, backoff, random, statsIntervalMs } = deps;
   const [state, dispatch] = useReducer(reducer, undefined, initialState);
   const [connection, setConnection] = useState<ConnectionState>({ phase: 'connecting', attempt: 1 });
   const [fetches, setFetches] = useState<Record<string, TaskFetch>>({});
+  // POST /tasks calls not answered yet; see the orphan effect below.
+  const [creating, setCreating] = useState(0);
+  const refreshStats = useStatsRefresh(api, dispatch, statsIntervalMs);
 
   // Async callbacks read the latest state and selection through refs rather than closures, so a
   // reload started by a WebSocket callback sees the filter and window of the current render.
@@ -120,10 +126,11 @@ export function useDashboard(deps: DashboardDeps, selectedId: string | null): Da
 
   /**
    * Reloads everything shown after events may have been lost (a reconnect, a resync notice): the
-   * loaded window in one request of the same size, the open task, and tasks outside the window
-   * that were still moving (finished ones cannot change unless retried).
+   * counters, the loaded window in one request of the same size, the open task, and tasks
+   * outside the window that were still moving (finished ones cannot change unless retried).
    */
   const resync = useCallback(async (): Promise<void> => {
+    refreshStats();
     const before = stateRef.current;
     const limit = Math.min(MAX_PAGE, Math.max(PAGE_SIZE, before.list.ids.length));
     const selected = selectedRef.current;
@@ -135,7 +142,7 @@ export function useDashboard(deps: DashboardDeps, selectedId: string | null): Da
       .filter((task) => !isTerminal(task.status) && !fresh.has(task.task_id) && task.task_id !== selected)
       .slice(0, MAX_STALE_REFRESH)
       .forEach((task) => void fetchTask(task.task_id));
-  }, [fetchTask, loadList]);
+  }, [fetchTask, loadList, refreshStats]);
 
   // The first page, at once; the socket's first open reloads it (see onOpen).
   useEffect(() => {
@@ -165,10 +172,14 @@ export function useDashboard(deps: DashboardDeps, selectedId: string | null): Da
     return () => live.stop();
   }, [wsUrl, WebSocketImpl, backoff, random, fetchTask, resync]);
 
-  // Events for tasks we have no snapshot of (someone else created them): fetch them by id.
+  // Events for tasks we have no snapshot of (someone else created them): fetch them by id. The
+  // PENDING event of a task created here usually arrives before the POST's answer, which brings
+  // the same snapshot: while a create is unanswered, wait for it rather than fetch twice. Any
+  // other task's event waits that long too (milliseconds), then is fetched.
   useEffect(() => {
+    if (creating > 0) return;
     for (const taskId of Object.keys(state.orphans)) void fetchTask(taskId);
-  }, [state.orphans, fetchTask]);
+  }, [state.orphans, creating, fetchTask]);
 
   // Opening a task (or following a link to one) always reads it fresh, attempts included.
   useEffect(() => {
@@ -193,9 +204,14 @@ export function useDashboard(deps: DashboardDeps, selectedId: string | null): Da
         if (stateRef.current.tasks[taskId] === undefined) void fetchTask(taskId);
       },
       async createTask(task) {
-        const created = await api.createTask(task);
-        dispatch({ type: 'taskLoaded', task: created });
-        return created;
+        setCreating((n) => n + 1);
+        try {
+          const created = await api.createTask(task);
+          dispatch({ type: 'taskLoaded', task: created });
+          return created;
+        } finally {
+          setCreating((n) => n - 1);
+        }
       },
       async retryTask(taskId) {
         const retried = await api.retryTask(taskId);

@@ -1,7 +1,17 @@
 // Decoding of untrusted JSON from the REST API and the WebSocket into typed values: the one place
 // that looks at `unknown`, so the rest of the code can rely on the types.
 
-import { STATUSES, type Attempt, type JsonObject, type StatusEvent, type Task, type TaskStatus } from './types';
+import { toMicros } from './time';
+import {
+  STATUSES,
+  type Attempt,
+  type JsonObject,
+  type MinuteCount,
+  type ServerStats,
+  type StatusEvent,
+  type Task,
+  type TaskStatus,
+} from './types';
 
 export function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -61,6 +71,33 @@ export function decodeTask(value: unknown): Task | null {
     task.attempts = value.attempts.map(decodeAttempt).filter((a): a is Attempt => a !== null);
   }
   return task;
+}
+
+function count(value: unknown): number | null {
+  return typeof value === 'number' && Number.isInteger(value) && value >= 0 ? value : null;
+}
+
+function decodeMinute(value: unknown): MinuteCount | null {
+  if (!isRecord(value) || typeof value.minute !== 'string') return null;
+  const micros = toMicros(value.minute);
+  const done = count(value.done);
+  const failed = count(value.failed);
+  if (Number.isNaN(micros) || done === null || failed === null) return null;
+  // Floored to the minute: the chart's buckets are keyed by the minute's first millisecond.
+  return { start: Math.floor(micros / 60_000_000) * 60_000, done, failed };
+}
+
+/** `GET /stats`, or null when the answer lacks a count for some status. */
+export function decodeStats(value: unknown): ServerStats | null {
+  if (!isRecord(value) || !isRecord(value.counts)) return null;
+  const { counts } = value;
+  const [PENDING, PROCESSING, DONE, FAILED] = [counts.PENDING, counts.PROCESSING, counts.DONE, counts.FAILED].map(count);
+  if (PENDING == null || PROCESSING == null || DONE == null || FAILED == null) return null;
+  const minutes = Array.isArray(value.finished_per_minute) ? value.finished_per_minute : [];
+  return {
+    counts: { PENDING, PROCESSING, DONE, FAILED },
+    finishedPerMinute: minutes.map(decodeMinute).filter((minute): minute is MinuteCount => minute !== null),
+  };
 }
 
 export type ServerMessage =

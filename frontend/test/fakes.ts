@@ -1,11 +1,12 @@
 // Test doubles at the app's two boundaries: a WebSocket class the tests drive by hand, and an
-// in-memory API client with the REST API's ordering, paging and errors.
+// in-memory API client with the REST API's ordering, paging, retry rule, statistics and errors.
 
 import { vi } from 'vitest';
 import { ApiError, type ApiClient, type ListQuery } from '../src/api';
 import type { WebSocketLike } from '../src/connection';
 import { newestFirst } from '../src/store';
-import type { NewTask, Task } from '../src/types';
+import { toMicros } from '../src/time';
+import type { MinuteCount, NewTask, ServerStats, Task } from '../src/types';
 
 export class FakeWebSocket implements WebSocketLike {
   static instances: FakeWebSocket[] = [];
@@ -93,8 +94,37 @@ export function fakeApi(initial: Task[] = []) {
       return task;
     }),
     retryTask: vi.fn(async (taskId: string): Promise<Task> => {
-      throw new ApiError(404, 'not_found', `no route for ${taskId}`);
+      const task = rows.get(taskId);
+      if (!task) throw new ApiError(404, 'not_found', 'task not found');
+      if (task.status !== 'FAILED') {
+        throw new ApiError(409, 'conflict', `only FAILED tasks can be retried; this one is ${task.status}`);
+      }
+      const now = new Date().toISOString();
+      const retried: Task = { ...task, status: 'PENDING', updated_at: now, finished_at: null, message: null };
+      rows.set(taskId, retried);
+      // POST /tasks/{id}/retry answers without attempts, like the real API.
+      const { attempts: _omitted, ...answer } = retried;
+      return answer;
     }),
+    getStats: vi.fn(async (): Promise<ServerStats> => statsOf([...rows.values()], Date.now())),
   } satisfies ApiClient;
   return { api, rows };
+}
+
+/** What `GET /stats` answers for `tasks` at `nowMs`: counts, and finished per minute in the last hour. */
+export function statsOf(tasks: Task[], nowMs: number): ServerStats {
+  const counts = { PENDING: 0, PROCESSING: 0, DONE: 0, FAILED: 0 };
+  const minutes = new Map<number, MinuteCount>();
+  for (const task of tasks) {
+    counts[task.status] += 1;
+    if (task.finished_at === null || (task.status !== 'DONE' && task.status !== 'FAILED')) continue;
+    const ms = toMicros(task.finished_at) / 1000;
+    if (ms < nowMs - 3_600_000) continue;
+    const start = Math.floor(ms / 60_000) * 60_000;
+    const minute = minutes.get(start) ?? { start, done: 0, failed: 0 };
+    if (task.status === 'DONE') minute.done += 1;
+    else minute.failed += 1;
+    minutes.set(start, minute);
+  }
+  return { counts, finishedPerMinute: [...minutes.values()].sort((a, b) => a.start - b.start) };
 }

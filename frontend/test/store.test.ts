@@ -71,6 +71,17 @@ describe('merging events into tasks', () => {
     expect(state.tasks[task.task_id]?.status).toBe('DONE');
   });
 
+  it("keeps a task's attempts when a list page brings the same version without them", () => {
+    const task = makeTask({ status: 'FAILED', updated_at: T0, finished_at: T0, message: 'no message' });
+    const attempt = { attempt: 1, worker: 'w1', started_at: T0, finished_at: T0, outcome: 'FAILED' as const, error: 'no message' };
+    const detail: Task = { ...task, attempts: [attempt] };
+    const state = run([{ type: 'taskLoaded', task: detail }, ...loaded([task])]);
+    expect(state.tasks[task.task_id]?.attempts).toHaveLength(1);
+    // A newer version replaces them: they would describe an older state.
+    const newer = run([...loaded([{ ...task, status: 'PENDING', updated_at: T1, finished_at: null, message: null }])], state);
+    expect(newer.tasks[task.task_id]?.attempts).toBeUndefined();
+  });
+
   it('keeps the event for an unknown task until its snapshot arrives, then applies it', () => {
     const task = makeTask({ status: 'PROCESSING', updated_at: T0 });
     let state = run([...loaded([]), event(task, 'DONE', T1, 'hi')]);
@@ -83,6 +94,24 @@ describe('merging events into tasks', () => {
     expect(state.orphans).toEqual({});
     expect(state.list.ids).toEqual([task.task_id]);
     expect(state.toasts).toHaveLength(1);
+  });
+
+  it('holds a PENDING event for an unknown task, keeping the newest event when they arrive out of order', () => {
+    const task = makeTask({ status: 'PENDING', created_at: T0, updated_at: T0 });
+    let state = run([...loaded([]), event(task, 'PROCESSING', T1), event(task, 'PENDING', T0)]);
+    expect(state.orphans[task.task_id]?.status).toBe('PROCESSING');
+    // The snapshot fetched by id (or the POST's answer) was read while it was still PENDING.
+    state = run([{ type: 'taskLoaded', task }], state);
+    expect(state.tasks[task.task_id]?.status).toBe('PROCESSING');
+    expect(state.list.ids).toEqual([task.task_id]);
+  });
+
+  it('remembers when a retry was answered, for the timeline', () => {
+    const failed = makeTask({ status: 'FAILED', created_at: T0, updated_at: T0, finished_at: T0, message: 'no message' });
+    const retried: Task = { ...failed, status: 'PENDING', updated_at: T1, finished_at: null, message: null };
+    const state = run([...loaded([failed]), { type: 'taskLoaded', task: retried }, event(failed, 'PENDING', T1)]);
+    expect(state.tasks[failed.task_id]).toMatchObject({ status: 'PENDING', updated_at: T1 });
+    expect(state.seen[failed.task_id]?.PENDING).toBe(T1);
   });
 
   it('remembers when processing was seen, for the timeline', () => {

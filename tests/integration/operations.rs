@@ -267,12 +267,12 @@ async fn with_tokens_for_reads_everything_but_probes_needs_it_including_the_webs
 
     let (status, _, _) = app.get("/tasks").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    for open in ["/livez", "/healthz", "/metrics"] {
+    for open in ["/livez", "/healthz", "/metrics", "/openapi.json"] {
         let response = app.http.get(app.url(open)).send().await.unwrap();
         assert_eq!(
             response.status(),
             StatusCode::OK,
-            "{open} stays open for probes"
+            "{open} stays open for probes and clients"
         );
     }
     let authorized = app

@@ -1,9 +1,11 @@
 //! Optional bearer-token access control (`API_TOKEN`).
 //!
 //! When a token is set, writes (`POST`) need `Authorization: Bearer <token>`; with
-//! `API_TOKEN_READS=true`, reads and the WebSocket need it too (browsers cannot set headers on a
-//! WebSocket, so `/ws` also accepts `?token=`). `/livez`, `/healthz` and `/metrics` stay open for
-//! probes and scrapers. Tokens are compared in constant time.
+//! `API_TOKEN_READS=true`, reads of tasks and statistics and the WebSocket need it too (browsers
+//! cannot set headers on a WebSocket, so `/ws` also accepts `?token=`). Probes and scrapers
+//! (`/livez`, `/healthz`, `/metrics`), the API description (`/openapi.json`, `/docs`) and the
+//! dashboard's own files stay open: a browser cannot send a header when it opens a page, and the
+//! dashboard sends the token on its API calls. Tokens are compared in constant time.
 
 use salvo::http::Method;
 use salvo::prelude::*;
@@ -11,8 +13,10 @@ use salvo::prelude::*;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// Paths that never need the token.
-const OPEN_PATHS: [&str; 3] = ["/livez", "/healthz", "/metrics"];
+/// The data a read token protects: tasks, statistics and the event stream.
+fn is_protected_read(path: &str) -> bool {
+    path == "/tasks" || path.starts_with("/tasks/") || path == "/stats" || path == "/ws"
+}
 
 #[handler]
 pub async fn require_token(
@@ -27,7 +31,7 @@ pub async fn require_token(
     };
     let path = req.uri().path();
     let is_write = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    let needs_token = !OPEN_PATHS.contains(&path) && (is_write || state.settings.token_for_reads);
+    let needs_token = is_write || (state.settings.token_for_reads && is_protected_read(path));
     if !needs_token {
         return;
     }

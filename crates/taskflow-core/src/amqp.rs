@@ -16,7 +16,7 @@ use lapin::options::{
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer, ExchangeKind};
 
-use crate::config::AmqpSettings;
+use crate::config::{AmqpSettings, QueueType};
 use crate::connect::retry_connect;
 use crate::domain::TaskId;
 
@@ -50,10 +50,9 @@ pub async fn declare_topology(channel: &Channel, settings: &AmqpSettings) -> any
     channel
         .queue_declare(
             settings.queue.as_str().into(),
-            // Durable and shared by every worker (not exclusive, not auto-deleted), with no
-            // arguments, exactly as the Python worker declares it.
+            // Durable and shared by every worker (not exclusive, not auto-deleted).
             QueueDeclareOptions::durable(),
-            FieldTable::default(),
+            work_queue_arguments(settings),
         )
         .await
         .with_context(|| format!("declaring queue {}", settings.queue))?;
@@ -68,6 +67,20 @@ pub async fn declare_topology(channel: &Channel, settings: &AmqpSettings) -> any
         .await
         .with_context(|| format!("binding queue {}", settings.queue))?;
     Ok(())
+}
+
+/// The work queue's declaration arguments. None for a classic queue, exactly as the Python
+/// worker declares it, so both can share a broker; RabbitMQ refuses a second declaration whose
+/// arguments differ, so a quorum queue needs every process (and no Python worker) to agree.
+pub fn work_queue_arguments(settings: &AmqpSettings) -> FieldTable {
+    let mut arguments = FieldTable::default();
+    if settings.queue_type == QueueType::Quorum {
+        arguments.insert(
+            "x-queue-type".into(),
+            AMQPValue::LongString("quorum".into()),
+        );
+    }
+    arguments
 }
 
 /// The publishing side of RabbitMQ, shared by everything in a process that publishes: new tasks
@@ -241,16 +254,16 @@ impl Broker {
     /// Messages ready in the work queue or the dead-letter queue. Both are declared when the
     /// link opens, so declaring them again (same arguments) is a safe way to read the count.
     pub async fn queue_depth(&self, kind: QueueKind) -> anyhow::Result<u32> {
-        let queue = match kind {
-            QueueKind::Work => &self.settings.queue,
-            QueueKind::DeadLetter => &self.settings.dead_letter_queue,
+        let (queue, arguments) = match kind {
+            QueueKind::Work => (&self.settings.queue, work_queue_arguments(&self.settings)),
+            QueueKind::DeadLetter => (&self.settings.dead_letter_queue, FieldTable::default()),
         };
         let channel = self.channel(None).await?;
         let declared = channel
             .queue_declare(
                 queue.as_str().into(),
                 QueueDeclareOptions::durable(),
-                FieldTable::default(),
+                arguments,
             )
             .await
             .with_context(|| format!("reading the depth of {queue}"))?;

@@ -80,7 +80,29 @@ pub struct AmqpSettings {
     pub routing_key: String,
     /// `TASK_DEAD_LETTER_QUEUE`: where poison messages and exhausted tasks are kept.
     pub dead_letter_queue: String,
+    /// `TASK_QUEUE_TYPE`: `classic` (the default: declared without arguments, as the Python
+    /// worker does) or `quorum` (replicated; every process must then declare it so).
+    pub queue_type: QueueType,
     pub connect: ConnectRetry,
+}
+
+/// The kind of RabbitMQ queue the work queue is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueType {
+    Classic,
+    Quorum,
+}
+
+impl std::str::FromStr for QueueType {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "classic" => Ok(Self::Classic),
+            "quorum" => Ok(Self::Quorum),
+            other => Err(format!("`{other}` is not a queue type (classic or quorum)")),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -222,6 +244,7 @@ impl Settings {
                 queue: env.string("TASK_QUEUE", "task.created"),
                 routing_key: env.string("TASK_ROUTING_KEY", "task.created"),
                 dead_letter_queue: env.string("TASK_DEAD_LETTER_QUEUE", "task.dead-letter"),
+                queue_type: env.parse("TASK_QUEUE_TYPE", QueueType::Classic)?,
                 connect: env
                     .connect_retry("RABBITMQ_CONNECT_ATTEMPTS", "RABBITMQ_CONNECT_BACKOFF")?,
             },

@@ -41,7 +41,7 @@ export function App({ deps }: { deps: DashboardDeps }) {
         <ConnectionStatus state={connection} onReconnect={actions.reconnectNow} />
       </header>
       <main className={selectedId === null ? 'layout' : 'layout layout--detail'}>
-        <Overview tasks={allTasks} />
+        <Overview stats={state.stats} tasks={allTasks} />
         <CreateTaskForm onCreate={actions.createTask} />
         {selectedId !== null ? (
           <TaskDetail

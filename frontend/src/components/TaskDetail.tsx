@@ -17,7 +17,7 @@ export interface TaskDetailProps {
   onRetry(taskId: string): Promise<Task>;
 }
 
-function RetryButton({ taskId, onRetry }: { taskId: string; onRetry(taskId: string): Promise<Task> }) {
+function RetryButton({ taskId, onRetry, onRetried }: { taskId: string; onRetry(taskId: string): Promise<Task>; onRetried(): void }) {
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const retry = async (): Promise<void> => {
@@ -25,6 +25,8 @@ function RetryButton({ taskId, onRetry }: { taskId: string; onRetry(taskId: stri
     setError(null);
     try {
       await onRetry(taskId);
+      // The task is PENDING now, so this button goes away: keep focus in the detail view.
+      onRetried();
     } catch (caught) {
       setError(errorMessage(caught));
     } finally {
@@ -88,7 +90,9 @@ export function TaskDetail({ taskId, task, fetch, seen, onClose, onRetry }: Task
           <p className="detail__status">
             <StatusBadge status={task.status} /> <code className="detail__id">{task.task_id}</code>
           </p>
-          {task.status === 'FAILED' && <RetryButton key={task.updated_at} taskId={task.task_id} onRetry={onRetry} />}
+          {task.status === 'FAILED' && (
+            <RetryButton key={task.updated_at} taskId={task.task_id} onRetry={onRetry} onRetried={() => heading.current?.focus()} />
+          )}
 
           {task.message !== null && (
             <>
