@@ -74,7 +74,7 @@ fn test(sh: &Shell) -> anyhow::Result<()> {
     cmd!(sh, "cargo fmt --all -- --check")
         .run()
         .context("formatting differs: run `cargo fmt --all`")?;
-        cmd!(sh, "cargo clippy --workspace --all-targets -- -D warnings").run()?;
+    cmd!(sh, "cargo clippy --workspace --all-targets -- -D warnings").run()?;
     // The flake's syntax, the Kubernetes manifests, the compose file and the workflow.
     cmd!(sh, "bash deploy/check.sh")
         .run()
