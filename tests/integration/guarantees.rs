@@ -342,7 +342,7 @@ async fn a_task_stuck_processing_with_its_message_lost_is_dispatched_again() {
         .unwrap()
         .expect("the task's message, now lost");
     let _ = connection.close(200, "done".into()).await;
-    taskflow_core::db::start_attempt(&app.pool, id, "a worker that died")
+    taskflow_core::db::start_attempt(&app.pool, id)
         .await
         .unwrap();
 

@@ -144,7 +144,7 @@ async fn a_message_redelivered_after_a_worker_died_mid_task_finishes_it_once() {
     let id = app
         .create_task("resumed", json!({"message": "resumed"}))
         .await;
-    taskflow_core::db::start_attempt(&app.pool, id, "a worker that died")
+    taskflow_core::db::start_attempt(&app.pool, id)
         .await
         .unwrap();
 

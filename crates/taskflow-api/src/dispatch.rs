@@ -16,8 +16,8 @@ use tokio::sync::{mpsc, watch};
 use crate::metrics::ApiMetrics;
 use crate::state::AppState;
 
-/// Confirmed outbox rows deleted per statement, at most.
-const DELETE_BATCH: usize = 500;
+/// Confirmed tasks marked dispatched per statement, at most.
+const SENT_BATCH: usize = 500;
 /// Outbox rows and stuck tasks handled per relay pass, at most.
 const RELAY_BATCH: u32 = 200;
 
@@ -60,18 +60,18 @@ pub async fn announce(state: &AppState, event: &StatusEvent) {
     }
 }
 
-/// Deletes confirmed outbox rows, many per statement: while one DELETE runs, the next batch
+/// Marks confirmed tasks dispatched, many per statement: while one UPDATE runs, the next batch
 /// gathers, so a burst of tasks costs a few commits instead of one each. Ends when every sender
 /// is dropped and the queue is empty.
-pub async fn delete_sent(pool: MySqlPool, mut sent: mpsc::UnboundedReceiver<TaskId>) {
-    let mut batch = Vec::with_capacity(DELETE_BATCH);
-    while sent.recv_many(&mut batch, DELETE_BATCH).await > 0 {
-        if let Err(err) = db::delete_from_outbox(&pool, &batch).await {
-            // Not lost: the relay publishes the rows again, and the worker ignores duplicates.
+pub async fn mark_sent(pool: MySqlPool, mut sent: mpsc::UnboundedReceiver<TaskId>) {
+    let mut batch = Vec::with_capacity(SENT_BATCH);
+    while sent.recv_many(&mut batch, SENT_BATCH).await > 0 {
+        if let Err(err) = db::mark_dispatched(&pool, &batch).await {
+            // Not lost: the relay publishes them again, and the worker ignores duplicates.
             tracing::warn!(
-                rows = batch.len(),
+                tasks = batch.len(),
                 error = format!("{err:#}"),
-                "cannot delete sent outbox rows"
+                "cannot mark tasks dispatched"
             );
         }
         batch.clear();
@@ -100,8 +100,8 @@ pub async fn relay(
         if last_stuck_sweep.is_none_or(|at| at.elapsed() >= stuck_every) {
             last_stuck_sweep = Some(Instant::now());
             match db::redispatch_stuck_tasks(&pool, recovery.task_lease, RELAY_BATCH).await {
-                Ok(ids) if !ids.is_empty() => {
-                    tracing::warn!(count = ids.len(), first = %ids[0], "re-dispatching tasks stuck past their lease");
+                Ok(count) if count > 0 => {
+                    tracing::warn!(count, "re-dispatching tasks stuck past their lease");
                 }
                 Ok(_) => {}
                 Err(err) => tracing::warn!(error = format!("{err:#}"), "stuck-task sweep failed"),

@@ -54,7 +54,7 @@ pub struct Api {
     stopping: watch::Sender<bool>,
     background: Vec<tokio::task::JoinHandle<()>>,
     /// Deletes confirmed outbox rows; finishes its queue after the server stops.
-    delete_sent: tokio::task::JoinHandle<()>,
+    mark_sent: tokio::task::JoinHandle<()>,
 }
 
 impl Api {
@@ -73,8 +73,8 @@ impl Api {
             stopping.subscribe(),
         )
         .await;
-        let (sent, to_delete) = tokio::sync::mpsc::unbounded_channel();
-        let delete_sent = tokio::spawn(dispatch::delete_sent(pool.clone(), to_delete));
+        let (sent, to_mark) = tokio::sync::mpsc::unbounded_channel();
+        let mark_sent = tokio::spawn(dispatch::mark_sent(pool.clone(), to_mark));
         let relay_outbox = tokio::spawn(dispatch::relay(
             pool.clone(),
             broker.clone(),
@@ -108,7 +108,7 @@ impl Api {
             state,
             stopping,
             background: vec![relay_events, relay_outbox],
-            delete_sent,
+            mark_sent,
         })
     }
 
@@ -145,7 +145,7 @@ impl Api {
         }
         // The last sender of confirmed ids goes with the state: the deleter then finishes.
         drop(self.state);
-        if tokio::time::timeout(Duration::from_secs(5), self.delete_sent)
+        if tokio::time::timeout(Duration::from_secs(5), self.mark_sent)
             .await
             .is_err()
         {

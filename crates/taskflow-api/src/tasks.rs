@@ -99,7 +99,7 @@ async fn create_task(req: &mut Request, depot: &mut Depot) -> Result<Created, Ap
         payload: task.payload.to_value(),
         requested_at: now,
     };
-    db::create_task(&state.pool, &task, &message, state.recovery.outbox_grace).await?;
+    db::create_task(&state.pool, &task, state.recovery.outbox_grace).await?;
     state.metrics.tasks_created.inc();
     let event = StatusEvent {
         task_id: task.task_id,

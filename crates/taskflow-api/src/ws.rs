@@ -21,6 +21,7 @@ use taskflow_core::contract::ResyncNotice;
 use taskflow_core::status_bus::{Relayed, relay_status_events};
 use tokio::sync::{broadcast, watch};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::error::{ApiError, ErrorEnvelope};
 use crate::metrics::ApiMetrics;
@@ -108,6 +109,17 @@ pub fn router() -> Router {
     Router::with_path("ws").get(connect)
 }
 
+/// Small buffers per client: what is sent is a few hundred bytes at a time, and with 10,000
+/// clients tungstenite's 128 KiB defaults would cost gigabytes. Writes go out at once
+/// (write buffer 0); nothing much is expected from clients (64 KiB at most per message).
+fn client_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_message_size(Some(64 * 1024))
+        .max_frame_size(Some(64 * 1024))
+}
+
 /// A connected client, counted for the limit and the gauge while it lives.
 struct ClientSlot(Arc<Hub>);
 
@@ -158,7 +170,7 @@ async fn connect(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Re
         return Err(ApiError::TooManyClients);
     };
     let events = hub.events.subscribe();
-    WebSocketUpgrade::new()
+    WebSocketUpgrade::with_config(client_config())
         .upgrade(req, res, move |socket| serve_client(socket, events, slot))
         .await
         .map_err(|err| ApiError::bad_request(err.brief, None))

@@ -17,7 +17,7 @@ use sqlx::MySqlPool;
 use taskflow_core::amqp::{Broker, headers};
 use taskflow_core::config::RetrySettings;
 use taskflow_core::contract::{StatusEvent, TaskCreated};
-use taskflow_core::db::{self, Started, Transition};
+use taskflow_core::db::{self, AttemptRecord, Started, Transition};
 use taskflow_core::domain::{TaskId, TaskStatus};
 use taskflow_core::status_bus::StatusPublisher;
 use tracing::Instrument as _;
@@ -99,7 +99,7 @@ pub async fn handle(ctx: &Context, delivery: Delivery) {
 async fn process(ctx: &Context, message: TaskCreated) -> Outcome {
     let started = Instant::now();
     let id = message.task_id;
-    let attempt = match db::start_attempt(&ctx.pool, id, &ctx.worker_name).await {
+    let (attempt, started_at) = match db::start_attempt(&ctx.pool, id).await {
         Ok(Started::Attempt {
             attempt,
             from_pending,
@@ -114,20 +114,25 @@ async fn process(ctx: &Context, message: TaskCreated) -> Outcome {
             } else {
                 tracing::info!(attempt, "resuming a task whose earlier attempt never ended");
             }
-            attempt
+            (attempt, updated_at)
         }
-        Ok(Started::Finished(status)) => {
-            tracing::info!(%status, "task already finished; nothing to do");
+        Ok(Started::Skipped(status)) => {
+            tracing::info!(%status, "task not for this delivery (finished, or retried); nothing to do");
             return Outcome::Settled;
         }
         Ok(Started::NotFound) => return Outcome::Poison(format!("unknown task id {id}")),
         Err(err) => return Outcome::Transient(err),
     };
 
+    let record = AttemptRecord {
+        attempt,
+        worker: &ctx.worker_name,
+        started_at,
+    };
     let (status, result) = match job::run(&message.payload, attempt) {
         Ok(finished) => finished,
         Err(transient) => {
-            if let Err(err) = db::record_retry(&ctx.pool, id, attempt, &transient.0).await {
+            if let Err(err) = db::record_retry(&ctx.pool, id, record, &transient.0).await {
                 tracing::warn!(
                     error = format!("{err:#}"),
                     "cannot record the failed attempt"
@@ -136,7 +141,7 @@ async fn process(ctx: &Context, message: TaskCreated) -> Outcome {
             return Outcome::Transient(transient.into());
         }
     };
-    match db::finish_attempt(&ctx.pool, id, attempt, status, &result).await {
+    match db::finish_attempt(&ctx.pool, id, record, status, &result).await {
         Ok(Transition::Applied { updated_at }) => {
             ctx.metrics.observe("run", started.elapsed().as_secs_f64());
             ctx.metrics.observe(

@@ -19,10 +19,10 @@ use sqlx::{Connection as _, MySqlConnection, MySqlPool};
 
 pub use self::migrations::migrate;
 pub use self::outbox::{
-    OutboxMessage, RelayReport, delete_from_outbox, redispatch_stuck_tasks, relay_outbox,
+    OutboxMessage, RelayReport, mark_dispatched, redispatch_stuck_tasks, relay_outbox,
 };
 pub use self::processing::{
-    Started, Transition, fail_task, finish_attempt, record_retry, start_attempt,
+    AttemptRecord, Started, Transition, fail_task, finish_attempt, record_retry, start_attempt,
 };
 pub use self::tasks::{
     Cursor, RetryOutcome, create_task, get_task, get_task_detail, list_tasks, retry_task,

@@ -1,11 +1,12 @@
 //! The worker's writes: starting an attempt, finishing it, recording a retry, failing a task.
 //!
-//! Every status change is conditional on the status the caller expects and made in one
-//! transaction with its attempt record, so however many deliveries of a task race here, exactly
-//! one moves it to DONE or FAILED, and each transaction costs one commit.
+//! Every status change is conditional on the status the caller expects, so however many
+//! deliveries of a task race here, exactly one moves it to DONE or FAILED. The common path costs
+//! two commits per task: one UPDATE to start (PENDING → PROCESSING), and one transaction that
+//! finishes the task and records its attempt together.
 
 use anyhow::Context as _;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDateTime, Utc};
 use sqlx::{MySqlPool, Row as _};
 
 use crate::domain::{AttemptOutcome, TaskId, TaskStatus, now_micros};
@@ -13,24 +14,53 @@ use crate::domain::{AttemptOutcome, TaskId, TaskStatus, now_micros};
 /// What [`start_attempt`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Started {
-    /// The task is PROCESSING under a new attempt. `from_pending` says this call moved it there
-    /// (and should announce it); otherwise it resumes a task whose earlier attempt never ended
-    /// (a worker died, or the message was redelivered).
+    /// The task is PROCESSING under attempt `attempt`. `from_pending` says this call moved it
+    /// there (and should announce it); otherwise it resumes a task whose earlier attempt never
+    /// ended (a worker died, or the message was redelivered).
     Attempt {
         attempt: u32,
         from_pending: bool,
         updated_at: DateTime<Utc>,
     },
-    /// The task is already DONE or FAILED: nothing to do.
-    Finished(TaskStatus),
+    /// Not for this delivery: the task is DONE or FAILED already, or PENDING again after an
+    /// operator's retry (whose own message will start it).
+    Skipped(TaskStatus),
     NotFound,
 }
 
-/// PENDING → PROCESSING (or resume PROCESSING), recording the attempt, in one transaction.
-pub async fn start_attempt(pool: &MySqlPool, id: TaskId, worker: &str) -> anyhow::Result<Started> {
+/// PENDING → PROCESSING (or resume PROCESSING) under a new attempt number.
+pub async fn start_attempt(pool: &MySqlPool, id: TaskId) -> anyhow::Result<Started> {
     let now = now_micros();
+    // The common path in one statement: LAST_INSERT_ID(expr) hands the new attempt number back
+    // in the OK packet, so no SELECT is needed.
+    let started = sqlx::query(
+        "UPDATE tasks SET status = 'PROCESSING', attempts = LAST_INSERT_ID(attempts + 1), \
+         updated_at = ? WHERE id = ? AND status = 'PENDING'",
+    )
+    .bind(now.naive_utc())
+    .bind(id.to_string())
+    .execute(pool)
+    .await
+    .with_context(|| format!("marking task {id} PROCESSING"))?;
+    if started.rows_affected() == 1 {
+        return Ok(Started::Attempt {
+            attempt: u32::try_from(started.last_insert_id()).unwrap_or(u32::MAX),
+            from_pending: true,
+            updated_at: now,
+        });
+    }
+    resume_attempt(pool, id, now).await
+}
+
+/// The task was not PENDING: finished already, unknown, or PROCESSING under an attempt that
+/// never ended — which is closed in the history as abandoned before a new one starts.
+async fn resume_attempt(
+    pool: &MySqlPool,
+    id: TaskId,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Started> {
     let mut tx = pool.begin().await.context("starting a transaction")?;
-    let row = sqlx::query("SELECT status, attempts FROM tasks WHERE id = ? FOR UPDATE")
+    let row = sqlx::query("SELECT status, attempts, updated_at FROM tasks WHERE id = ? FOR UPDATE")
         .bind(id.to_string())
         .fetch_optional(&mut *tx)
         .await
@@ -43,47 +73,41 @@ pub async fn start_attempt(pool: &MySqlPool, id: TaskId, worker: &str) -> anyhow
         .try_get::<String, _>("status")?
         .parse()
         .context("decoding tasks.status")?;
-    if status.is_terminal() {
+    if status != TaskStatus::Processing {
+        // Terminal; or PENDING again by now (an operator's retry raced us): the next delivery
+        // of its message starts it.
         tx.rollback().await.context("releasing the task row")?;
-        return Ok(Started::Finished(status));
+        return Ok(Started::Skipped(status));
     }
-    let attempt = u32::try_from(row.try_get::<i32, _>("attempts")?).unwrap_or(0) + 1;
-    if status == TaskStatus::Processing {
-        // An earlier attempt never ended: its worker died or its message came back.
+    let previous = u32::try_from(row.try_get::<i32, _>("attempts")?).unwrap_or(0);
+    let since: NaiveDateTime = row.try_get("updated_at")?;
+    if previous > 0 {
+        // IGNORE: the attempt may have recorded its own end (a retry) before it was abandoned.
         sqlx::query(
-            "UPDATE task_attempts SET finished_at = ?, outcome = 'RETRY', \
-             error = 'abandoned: the message was delivered again' \
-             WHERE task_id = ? AND finished_at IS NULL",
+            "INSERT IGNORE INTO task_attempts \
+             (task_id, attempt, worker, started_at, finished_at, outcome, error) \
+             VALUES (?, ?, 'unknown', ?, ?, 'RETRY', 'abandoned: the message was delivered again')",
         )
-        .bind(now.naive_utc())
         .bind(id.to_string())
+        .bind(previous)
+        .bind(since)
+        .bind(now.naive_utc())
         .execute(&mut *tx)
         .await
         .with_context(|| format!("closing the abandoned attempt of task {id}"))?;
     }
-    sqlx::query(
-        "UPDATE tasks SET status = 'PROCESSING', attempts = ?, updated_at = ? WHERE id = ?",
-    )
-    .bind(attempt)
-    .bind(now.naive_utc())
-    .bind(id.to_string())
-    .execute(&mut *tx)
-    .await
-    .with_context(|| format!("marking task {id} PROCESSING"))?;
-    sqlx::query(
-        "INSERT INTO task_attempts (task_id, attempt, worker, started_at) VALUES (?, ?, ?, ?)",
-    )
-    .bind(id.to_string())
-    .bind(attempt)
-    .bind(worker)
-    .bind(now.naive_utc())
-    .execute(&mut *tx)
-    .await
-    .with_context(|| format!("recording attempt {attempt} of task {id}"))?;
+    let attempt = previous + 1;
+    sqlx::query("UPDATE tasks SET attempts = ?, updated_at = ? WHERE id = ?")
+        .bind(attempt)
+        .bind(now.naive_utc())
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await
+        .with_context(|| format!("starting attempt {attempt} of task {id}"))?;
     tx.commit().await.context("committing the attempt start")?;
     Ok(Started::Attempt {
         attempt,
-        from_pending: status == TaskStatus::Pending,
+        from_pending: false,
         updated_at: now,
     })
 }
@@ -103,108 +127,129 @@ pub enum Transition {
     NotFound,
 }
 
-/// PROCESSING → DONE or FAILED for `attempt`, only if the task is PROCESSING.
+/// One attempt, as the history records it.
+#[derive(Debug, Clone, Copy)]
+pub struct AttemptRecord<'a> {
+    pub attempt: u32,
+    pub worker: &'a str,
+    pub started_at: DateTime<Utc>,
+}
+
+/// PROCESSING → DONE or FAILED, and the attempt recorded with its outcome, in one transaction.
+/// Only if the task is PROCESSING: of several deliveries racing, one finishes it.
 pub async fn finish_attempt(
     pool: &MySqlPool,
     id: TaskId,
-    attempt: u32,
+    record: AttemptRecord<'_>,
     outcome: TaskStatus,
     message: &str,
 ) -> anyhow::Result<Transition> {
     debug_assert!(outcome.is_terminal());
-    finish(
-        pool,
-        id,
-        &[TaskStatus::Processing],
-        outcome,
-        message,
-        Some(attempt),
-    )
-    .await
-}
-
-/// PENDING or PROCESSING → FAILED: the task is given up on (attempts exhausted, or its message
-/// is dead-lettered). Closes its open attempt, if any.
-pub async fn fail_task(pool: &MySqlPool, id: TaskId, reason: &str) -> anyhow::Result<Transition> {
-    finish(
-        pool,
-        id,
-        &[TaskStatus::Pending, TaskStatus::Processing],
-        TaskStatus::Failed,
-        reason,
-        None,
-    )
-    .await
-}
-
-async fn finish(
-    pool: &MySqlPool,
-    id: TaskId,
-    from: &[TaskStatus],
-    to: TaskStatus,
-    message: &str,
-    attempt: Option<u32>,
-) -> anyhow::Result<Transition> {
     let now = now_micros();
-    let outcome = if to == TaskStatus::Done {
-        AttemptOutcome::Done
-    } else {
-        AttemptOutcome::Failed
-    };
     let mut tx = pool.begin().await.context("starting a transaction")?;
     let result = sqlx::query(
         "UPDATE tasks SET status = ?, updated_at = ?, finished_at = ?, message = ? \
-         WHERE id = ? AND status IN (?, ?)",
+         WHERE id = ? AND status = 'PROCESSING'",
     )
-    .bind(to.as_str())
+    .bind(outcome.as_str())
     .bind(now.naive_utc())
     .bind(now.naive_utc())
     .bind(message)
     .bind(id.to_string())
-    .bind(from[0].as_str())
-    .bind(from.last().expect("at least one status").as_str())
     .execute(&mut *tx)
     .await
-    .with_context(|| format!("moving task {id} to {to}"))?;
+    .with_context(|| format!("moving task {id} to {outcome}"))?;
     if result.rows_affected() == 0 {
         tx.rollback().await.context("ending the transaction")?;
-        if let Some(attempt) = attempt {
-            close_superseded(pool, id, attempt).await?;
-        }
+        // Another delivery finished the task while this attempt ran.
+        insert_attempt(
+            pool,
+            id,
+            record,
+            now,
+            None,
+            Some("superseded: another delivery finished the task"),
+        )
+        .await?;
         return current_status(pool, id).await;
     }
-    // The attempt that ends here: the given one, or whichever is still open.
-    let error = (to == TaskStatus::Failed).then_some(message);
-    sqlx::query(
-        "UPDATE task_attempts SET finished_at = ?, outcome = ?, error = ? \
-         WHERE task_id = ? AND (attempt = ? OR (? IS NULL AND finished_at IS NULL))",
-    )
-    .bind(now.naive_utc())
-    .bind(outcome.as_str())
-    .bind(error)
-    .bind(id.to_string())
-    .bind(attempt)
-    .bind(attempt)
-    .execute(&mut *tx)
-    .await
-    .with_context(|| format!("closing the attempt of task {id}"))?;
+    let (attempt_outcome, error) = if outcome == TaskStatus::Done {
+        (AttemptOutcome::Done, None)
+    } else {
+        (AttemptOutcome::Failed, Some(message))
+    };
+    insert_attempt(&mut *tx, id, record, now, Some(attempt_outcome), error).await?;
     tx.commit().await.context("committing the status change")?;
     Ok(Transition::Applied { updated_at: now })
 }
 
-/// Another delivery finished the task while this attempt ran: close it without an outcome.
-async fn close_superseded(pool: &MySqlPool, id: TaskId, attempt: u32) -> anyhow::Result<()> {
-    sqlx::query(
-        "UPDATE task_attempts SET finished_at = ?, \
-         error = 'superseded: another delivery finished the task' \
-         WHERE task_id = ? AND attempt = ? AND finished_at IS NULL",
+/// PENDING or PROCESSING → FAILED: the task is given up on (attempts exhausted, or its message
+/// is dead-lettered).
+pub async fn fail_task(pool: &MySqlPool, id: TaskId, reason: &str) -> anyhow::Result<Transition> {
+    let now = now_micros();
+    let result = sqlx::query(
+        "UPDATE tasks SET status = 'FAILED', updated_at = ?, finished_at = ?, message = ? \
+         WHERE id = ? AND status IN ('PENDING', 'PROCESSING')",
     )
-    .bind(now_micros().naive_utc())
+    .bind(now.naive_utc())
+    .bind(now.naive_utc())
+    .bind(reason)
     .bind(id.to_string())
-    .bind(attempt)
     .execute(pool)
     .await
-    .with_context(|| format!("closing attempt {attempt} of task {id}"))?;
+    .with_context(|| format!("failing task {id}"))?;
+    if result.rows_affected() == 1 {
+        Ok(Transition::Applied { updated_at: now })
+    } else {
+        current_status(pool, id).await
+    }
+}
+
+/// Records `record` as a transient failure that will be retried. Best effort: the database may
+/// be what failed.
+pub async fn record_retry(
+    pool: &MySqlPool,
+    id: TaskId,
+    record: AttemptRecord<'_>,
+    error: &str,
+) -> anyhow::Result<()> {
+    insert_attempt(
+        pool,
+        id,
+        record,
+        now_micros(),
+        Some(AttemptOutcome::Retry),
+        Some(error),
+    )
+    .await
+}
+
+/// Writes the attempt's record; what the attempt itself reports replaces an earlier guess (an
+/// attempt another delivery took for abandoned while it was still running).
+async fn insert_attempt<'e>(
+    executor: impl sqlx::MySqlExecutor<'e>,
+    id: TaskId,
+    record: AttemptRecord<'_>,
+    finished_at: DateTime<Utc>,
+    outcome: Option<AttemptOutcome>,
+    error: Option<&str>,
+) -> anyhow::Result<()> {
+    sqlx::query(
+                "INSERT INTO task_attempts (task_id, attempt, worker, started_at, finished_at, outcome, error) \
+         VALUES (?, ?, ?, ?, ?, ?, ?) \
+         ON DUPLICATE KEY UPDATE worker = VALUES(worker), started_at = VALUES(started_at), \
+         finished_at = VALUES(finished_at), outcome = VALUES(outcome), error = VALUES(error)",
+    )
+    .bind(id.to_string())
+    .bind(record.attempt)
+    .bind(record.worker)
+    .bind(record.started_at.naive_utc())
+    .bind(finished_at.naive_utc())
+    .bind(outcome.map(|outcome| outcome.as_str()))
+    .bind(error)
+    .execute(executor)
+    .await
+    .with_context(|| format!("recording attempt {} of task {id}", record.attempt))?;
     Ok(())
 }
 
@@ -220,26 +265,4 @@ async fn current_status(pool: &MySqlPool, id: TaskId) -> anyhow::Result<Transiti
             current: status.parse().context("decoding tasks.status")?,
         }),
     }
-}
-
-/// Closes `attempt` as a transient failure that will be retried. Best effort: the database may
-/// be what failed.
-pub async fn record_retry(
-    pool: &MySqlPool,
-    id: TaskId,
-    attempt: u32,
-    error: &str,
-) -> anyhow::Result<()> {
-    sqlx::query(
-        "UPDATE task_attempts SET finished_at = ?, outcome = 'RETRY', error = ? \
-         WHERE task_id = ? AND attempt = ? AND finished_at IS NULL",
-    )
-    .bind(now_micros().naive_utc())
-    .bind(error)
-    .bind(id.to_string())
-    .bind(attempt)
-    .execute(pool)
-    .await
-    .with_context(|| format!("recording the retry of task {id}"))?;
-    Ok(())
 }

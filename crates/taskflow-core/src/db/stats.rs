@@ -72,9 +72,10 @@ pub async fn oldest_processing_age(pool: &MySqlPool) -> anyhow::Result<Option<f6
 
 /// Messages waiting in the outbox for the relay.
 pub async fn outbox_backlog(pool: &MySqlPool) -> anyhow::Result<u64> {
-    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM task_outbox")
-        .fetch_one(pool)
-        .await
-        .context("counting the outbox")?;
+    let count: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM tasks WHERE dispatch_due_at IS NOT NULL")
+            .fetch_one(pool)
+            .await
+            .context("counting the outbox")?;
     Ok(count.max(0) as u64)
 }

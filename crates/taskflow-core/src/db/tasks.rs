@@ -1,4 +1,4 @@
-//! The `tasks` table: creating a task (with its outbox row), reading, listing, and the operator's
+//! The `tasks` table: creating a task (due for dispatch), reading, listing, and the operator's
 //! retry.
 
 use std::str::FromStr;
@@ -8,25 +8,18 @@ use anyhow::Context as _;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use sqlx::{MySqlPool, QueryBuilder, Row as _};
 
-use crate::contract::TaskCreated;
 use crate::domain::{Attempt, Payload, Task, TaskDetail, TaskId, TaskStatus, Title, now_micros};
 
 const TASK_COLUMNS: &str = "id, title, CAST(payload AS CHAR) AS payload, status, \
                             created_at, updated_at, finished_at, message";
 
-/// Inserts a new PENDING task and its `task.created` message in the outbox, in one transaction:
-/// once this returns, the task will be dispatched even if the publish that follows fails. The
-/// outbox row is due after `grace`, leaving the fast path time to publish and delete it.
-pub async fn create_task(
-    pool: &MySqlPool,
-    task: &Task,
-    message: &TaskCreated,
-    grace: Duration,
-) -> anyhow::Result<()> {
-    let mut tx = pool.begin().await.context("starting a transaction")?;
+/// Inserts a new PENDING task, due for dispatch after `grace`: one statement, one commit. Once
+/// this returns, the task will be dispatched even if the publish that follows fails (the relay
+/// publishes what is still due after the grace the fast path had).
+pub async fn create_task(pool: &MySqlPool, task: &Task, grace: Duration) -> anyhow::Result<()> {
     sqlx::query(
-        "INSERT INTO tasks (id, title, payload, status, created_at, updated_at) \
-         VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO tasks (id, title, payload, status, created_at, updated_at, dispatch_due_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(task.task_id.to_string())
     .bind(task.title.as_str())
@@ -34,11 +27,10 @@ pub async fn create_task(
     .bind(task.status.as_str())
     .bind(task.created_at.naive_utc())
     .bind(task.updated_at.naive_utc())
-    .execute(&mut *tx)
+    .bind((task.created_at + grace).naive_utc())
+    .execute(pool)
     .await
     .with_context(|| format!("inserting task {}", task.task_id))?;
-    super::outbox::insert(&mut tx, message, task.created_at + grace).await?;
-    tx.commit().await.context("committing the new task")?;
     Ok(())
 }
 
@@ -174,58 +166,29 @@ pub enum RetryOutcome {
     NotFound,
 }
 
-/// FAILED → PENDING, with a new `task.created` in the outbox, in one transaction.
+/// FAILED → PENDING and due for dispatch, in one statement.
 pub async fn retry_task(
     pool: &MySqlPool,
     id: TaskId,
     grace: Duration,
 ) -> anyhow::Result<RetryOutcome> {
     let now = now_micros();
-    let mut tx = pool.begin().await.context("starting a transaction")?;
-    let row = sqlx::query(
-        "SELECT status, CAST(payload AS CHAR) AS payload FROM tasks WHERE id = ? FOR UPDATE",
-    )
-    .bind(id.to_string())
-    .fetch_optional(&mut *tx)
-    .await
-    .with_context(|| format!("locking task {id}"))?;
-    let Some(row) = row else {
-        tx.rollback().await.context("ending the transaction")?;
-        return Ok(RetryOutcome::NotFound);
-    };
-    let status: TaskStatus = row
-        .try_get::<String, _>("status")?
-        .parse()
-        .context("decoding tasks.status")?;
-    if status != TaskStatus::Failed {
-        tx.rollback().await.context("releasing the task row")?;
-        return Ok(RetryOutcome::NotFailed(status));
-    }
-    let payload: Option<String> = row.try_get("payload")?;
-    let payload = match payload {
-        Some(text) => serde_json::from_str(&text).context("decoding tasks.payload")?,
-        None => serde_json::Value::Null,
-    };
-    sqlx::query(
-        "UPDATE tasks SET status = 'PENDING', updated_at = ?, finished_at = NULL, message = NULL \
-         WHERE id = ?",
+    let result = sqlx::query(
+        "UPDATE tasks SET status = 'PENDING', updated_at = ?, finished_at = NULL, message = NULL, \
+         dispatch_due_at = ? WHERE id = ? AND status = 'FAILED'",
     )
     .bind(now.naive_utc())
+    .bind((now + grace).naive_utc())
     .bind(id.to_string())
-    .execute(&mut *tx)
+    .execute(pool)
     .await
     .with_context(|| format!("resetting task {id}"))?;
-    let message = TaskCreated {
-        task_id: id,
-        payload,
-        requested_at: now,
-    };
-    super::outbox::insert(&mut tx, &message, now + grace).await?;
-    tx.commit().await.context("committing the retry")?;
-    let task = get_task(pool, id)
-        .await?
-        .context("the retried task disappeared")?;
-    Ok(RetryOutcome::Retried(task))
+    let task = get_task(pool, id).await?;
+    Ok(match task {
+        None => RetryOutcome::NotFound,
+        Some(task) if result.rows_affected() == 1 => RetryOutcome::Retried(task),
+        Some(task) => RetryOutcome::NotFailed(task.status),
+    })
 }
 
 pub(super) fn task_from_row(row: &sqlx::mysql::MySqlRow) -> anyhow::Result<Task> {

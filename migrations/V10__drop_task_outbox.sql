@@ -1,0 +1,2 @@
+-- Replaced by tasks.dispatch_due_at (V9).
+DROP TABLE task_outbox;
