@@ -60,7 +60,7 @@ pub async fn oldest_pending_age(pool: &MySqlPool) -> anyhow::Result<Option<f64>>
 }
 
 /// How long the longest-running PROCESSING task has gone without a change
-/// (`idx_tasks_status_updated_at`): past `TASK_LEASE_SECONDS` it is re-dispatched.
+/// (`idx_tasks_status`: PROCESSING tasks are few): past `TASK_LEASE_SECONDS` it is re-dispatched.
 pub async fn oldest_processing_age(pool: &MySqlPool) -> anyhow::Result<Option<f64>> {
     let oldest: Option<NaiveDateTime> =
         sqlx::query_scalar("SELECT MIN(updated_at) FROM tasks WHERE status = 'PROCESSING'")
