@@ -37,6 +37,18 @@ pub async fn connect(settings: &DbSettings) -> anyhow::Result<MySqlPool> {
         MySqlPoolOptions::new()
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.acquire_timeout)
+            // READ COMMITTED: no gap locks, and an UPDATE keeps locks only on the rows it
+            // changes. Correctness rests on conditional updates and row locks, which this level
+            // keeps; REPEATABLE READ's range locks only made the API, the relay's sweeps and the
+            // workers wait on each other.
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    sqlx::query("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+                        .execute(conn)
+                        .await
+                        .map(|_| ())
+                })
+            })
             .connect_with(options.clone())
     })
     .await
