@@ -3,7 +3,6 @@
 //! fails here before it breaks the Python services or the dashboard.
 
 use insta::assert_json_snapshot;
-use lapin::options::BasicGetOptions;
 use serde_json::json;
 use taskflow_core::domain::TaskStatus;
 use taskflow_tests::{Options, TestApp};
@@ -64,25 +63,13 @@ async fn the_task_created_message_keeps_its_shape() {
 
     let id = app.create_task("t", json!({"message": "hi"})).await;
 
-    let connection = taskflow_core::amqp::connect(&app.settings.amqp)
+    let message = app
+        .take_message(&app.settings.amqp.queue)
         .await
-        .unwrap();
-    let channel = connection.create_channel().await.unwrap();
-    let message = channel
-        .basic_get(
-            app.settings.amqp.queue.as_str().into(),
-            BasicGetOptions { no_ack: true },
-        )
-        .await
-        .unwrap()
         .expect("the task.created message is in the queue");
-    assert_eq!(message.delivery.routing_key.as_str(), "task.created");
-    assert_eq!(
-        message.delivery.properties.delivery_mode(),
-        &Some(2),
-        "persistent"
-    );
-    let body: serde_json::Value = serde_json::from_slice(&message.delivery.data).unwrap();
+    assert_eq!(message.routing_key.as_str(), "task.created");
+    assert_eq!(message.properties.delivery_mode(), &Some(2), "persistent");
+    let body: serde_json::Value = serde_json::from_slice(&message.data).unwrap();
     assert_eq!(body["task_id"], id.to_string());
     assert_json_snapshot!("task_created_message", body, {
         ".task_id" => "[uuid]", ".requested_at" => "[time]"

@@ -5,7 +5,6 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use lapin::options::BasicGetOptions;
 use reqwest::StatusCode;
 use serde_json::json;
 use taskflow_core::domain::{TaskId, TaskStatus};
@@ -181,19 +180,11 @@ async fn a_task_that_keeps_failing_transiently_is_failed_dead_lettered_and_can_b
         .collect();
     assert_eq!(outcomes, ["RETRY", "RETRY", "RETRY"]);
 
-    let connection = taskflow_core::amqp::connect(&app.direct.amqp)
+    let dead = app
+        .take_message(&app.direct.amqp.dead_letter_queue)
         .await
-        .unwrap();
-    let channel = connection.create_channel().await.unwrap();
-    let dead = channel
-        .basic_get(
-            app.direct.amqp.dead_letter_queue.as_str().into(),
-            BasicGetOptions { no_ack: true },
-        )
-        .await
-        .unwrap()
         .expect("the message is in the dead-letter queue");
-    let headers = dead.delivery.properties.headers().clone();
+    let headers = dead.properties.headers().clone();
     assert_eq!(
         taskflow_core::amqp::headers::errors(headers.as_ref()).len(),
         3,
@@ -201,7 +192,7 @@ async fn a_task_that_keeps_failing_transiently_is_failed_dead_lettered_and_can_b
     );
     let dead_reason = taskflow_core::amqp::headers::reason(headers.as_ref()).unwrap();
     assert_eq!(dead_reason, reason);
-    let body: serde_json::Value = serde_json::from_slice(&dead.delivery.data).unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&dead.data).unwrap();
     assert_eq!(body["task_id"], id.to_string());
 
     // Act: an operator replays it (the fourth attempt succeeds).
@@ -231,7 +222,6 @@ async fn a_task_that_keeps_failing_transiently_is_failed_dead_lettered_and_can_b
         StatusCode::CONFLICT,
         "a DONE task cannot be retried"
     );
-    let _ = connection.close(200, "done".into()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -243,20 +233,12 @@ async fn poison_messages_are_dead_lettered_with_their_reason() {
     let sentinel = app.create_task("after", json!({"message": "ok"})).await;
     ws.wait_for(sentinel, TaskStatus::Done).await;
 
-    let connection = taskflow_core::amqp::connect(&app.direct.amqp)
+    let dead = app
+        .take_message(&app.direct.amqp.dead_letter_queue)
         .await
-        .unwrap();
-    let channel = connection.create_channel().await.unwrap();
-    let dead = channel
-        .basic_get(
-            app.direct.amqp.dead_letter_queue.as_str().into(),
-            BasicGetOptions { no_ack: true },
-        )
-        .await
-        .unwrap()
         .expect("the poison message is in the dead-letter queue");
-    assert_eq!(&*dead.delivery.data, b"not JSON at all");
-    let reason = taskflow_core::amqp::headers::reason(dead.delivery.properties.headers().as_ref());
+    assert_eq!(&*dead.data, b"not JSON at all");
+    let reason = taskflow_core::amqp::headers::reason(dead.properties.headers().as_ref());
     assert!(
         reason
             .as_deref()
@@ -264,7 +246,6 @@ async fn poison_messages_are_dead_lettered_with_their_reason() {
             .starts_with("not a valid task.created message"),
         "{reason:?}"
     );
-    let _ = connection.close(200, "done".into()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -329,19 +310,9 @@ async fn a_task_stuck_processing_with_its_message_lost_is_dispatched_again() {
     let id = app
         .create_task("orphan", json!({"message": "recovered"}))
         .await;
-    let connection = taskflow_core::amqp::connect(&app.direct.amqp)
+    app.take_message(&app.direct.amqp.queue)
         .await
-        .unwrap();
-    let channel = connection.create_channel().await.unwrap();
-    channel
-        .basic_get(
-            app.direct.amqp.queue.as_str().into(),
-            BasicGetOptions { no_ack: true },
-        )
-        .await
-        .unwrap()
         .expect("the task's message, now lost");
-    let _ = connection.close(200, "done".into()).await;
     taskflow_core::db::start_attempt(&app.pool, id)
         .await
         .unwrap();

@@ -520,6 +520,28 @@ impl TestApp {
             .collect()
     }
 
+    /// Takes (and acks) the oldest message of `queue`, if there is one: to read what went into
+    /// the work or dead-letter queue.
+    pub async fn take_message(&self, queue: &str) -> Option<lapin::message::Delivery> {
+        let connection = taskflow_core::amqp::connect(&self.direct.amqp)
+            .await
+            .expect("connecting to RabbitMQ");
+        let channel = connection
+            .create_channel()
+            .await
+            .expect("opening a channel");
+        let message = channel
+            .basic_get(
+                queue.into(),
+                lapin::options::BasicGetOptions { no_ack: true },
+            )
+            .await
+            .expect("basic.get")
+            .map(|message| message.delivery);
+        let _ = connection.close(200, "done".into()).await;
+        message
+    }
+
     /// Waits until `count` consumers are attached to this test's work queue.
     pub async fn wait_for_consumers(&self, count: u32) {
         let connection = taskflow_core::amqp::connect(&self.direct.amqp)
