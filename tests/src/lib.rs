@@ -426,9 +426,8 @@ impl TestApp {
         WsClient::connect(&self.ws_url()).await
     }
 
-    /// Publishes raw bytes to this test's exchange with the task routing key, as another
-    /// producer (or a broken one) would.
-    pub async fn publish_raw(&self, body: &[u8]) {
+    /// A connection and a channel of the test's own, straight to RabbitMQ.
+    async fn amqp_channel(&self) -> (lapin::Connection, lapin::Channel) {
         let connection = taskflow_core::amqp::connect(&self.direct.amqp)
             .await
             .expect("connecting to RabbitMQ");
@@ -436,6 +435,13 @@ impl TestApp {
             .create_channel()
             .await
             .expect("opening a channel");
+        (connection, channel)
+    }
+
+    /// Publishes raw bytes to this test's exchange with the task routing key, as another
+    /// producer (or a broken one) would.
+    pub async fn publish_raw(&self, body: &[u8]) {
+        let (connection, channel) = self.amqp_channel().await;
         channel
             .confirm_select(Default::default())
             .await
@@ -523,13 +529,7 @@ impl TestApp {
     /// Takes (and acks) the oldest message of `queue`, if there is one: to read what went into
     /// the work or dead-letter queue.
     pub async fn take_message(&self, queue: &str) -> Option<lapin::message::Delivery> {
-        let connection = taskflow_core::amqp::connect(&self.direct.amqp)
-            .await
-            .expect("connecting to RabbitMQ");
-        let channel = connection
-            .create_channel()
-            .await
-            .expect("opening a channel");
+        let (connection, channel) = self.amqp_channel().await;
         let message = channel
             .basic_get(
                 queue.into(),
@@ -544,13 +544,7 @@ impl TestApp {
 
     /// Waits until `count` consumers are attached to this test's work queue.
     pub async fn wait_for_consumers(&self, count: u32) {
-        let connection = taskflow_core::amqp::connect(&self.direct.amqp)
-            .await
-            .expect("connecting to RabbitMQ");
-        let channel = connection
-            .create_channel()
-            .await
-            .expect("opening a channel");
+        let (connection, channel) = self.amqp_channel().await;
         let waited = tokio::time::timeout(EVENT_TIMEOUT, async {
             let mut interval = tokio::time::interval(Duration::from_millis(50));
             loop {
@@ -575,13 +569,7 @@ impl TestApp {
 
     /// The number of messages waiting in a queue of this test (by its full name).
     pub async fn queue_depth(&self, queue: &str) -> Option<u32> {
-        let connection = taskflow_core::amqp::connect(&self.direct.amqp)
-            .await
-            .expect("connecting to RabbitMQ");
-        let channel = connection
-            .create_channel()
-            .await
-            .expect("opening a channel");
+        let (connection, channel) = self.amqp_channel().await;
         let declared = channel
             .queue_declare(
                 queue.into(),
