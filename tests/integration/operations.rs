@@ -382,3 +382,58 @@ async fn a_websocket_client_that_never_answers_pings_is_dropped() {
     .await;
     assert!(ended.is_ok(), "the idle client was disconnected");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_serves_the_built_dashboard_gzipped_with_deep_links() {
+    // Arrange: a stand-in for `frontend/dist`.
+    let dist = std::env::temp_dir().join(format!("taskflow-dist-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(dist.join("assets")).unwrap();
+    std::fs::write(
+        dist.join("index.html"),
+        "<!doctype html><div id=root></div>",
+    )
+    .unwrap();
+    std::fs::write(
+        dist.join("assets/app.js"),
+        "console.log('taskflow');\n".repeat(400),
+    )
+    .unwrap();
+    let app = TestApp::spawn_with(Options {
+        no_worker: true,
+        vars: vec![("STATIC_DIR", dist.display().to_string())],
+        ..Options::default()
+    })
+    .await;
+
+    // Act & Assert: the page, a deep link, and an asset, compressed for a client that asks.
+    for path in [
+        "/",
+        "/?task=01a22375-910a-7565-8234-00aa7955a721",
+        "/some/deep/path",
+    ] {
+        let page = app.http.get(app.url(path)).send().await.unwrap();
+        assert_eq!(page.status(), StatusCode::OK, "{path}");
+        assert!(
+            page.text().await.unwrap().contains("id=root"),
+            "{path} serves index.html"
+        );
+    }
+    let asset = app
+        .http
+        .get(app.url("/assets/app.js"))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(asset.status(), StatusCode::OK);
+    assert_eq!(asset.headers()["content-encoding"], "gzip");
+    assert!(
+        asset.bytes().await.unwrap().len() < 2_000,
+        "10 kB of JavaScript, compressed"
+    );
+    // The API itself is unchanged.
+    let (status, _, tasks) = app.get("/tasks").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(tasks.is_array());
+    std::fs::remove_dir_all(&dist).ok();
+}
