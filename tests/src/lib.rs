@@ -617,11 +617,25 @@ impl Drop for TestApp {
         if let Some(worker) = self.worker.as_mut().and_then(|worker| worker.stop.take()) {
             let _ = worker.send(());
         }
+        // The components stop on the test's runtime, which keeps running while this thread
+        // waits; the clean-up starts once they are done (or after a bound), so none of them
+        // re-creates what is being removed.
+        let mut components = vec![std::mem::replace(
+            &mut self.api.task,
+            tokio::spawn(async { Ok(()) }),
+        )];
+        components.extend(self.worker.take().map(|worker| worker.task));
         let database = self.database.clone();
         let admin_url = self.admin_url.clone();
         let amqp = self.direct.amqp.clone();
         let max_attempts = self.worker_settings.retry.max_attempts;
         let cleanup = std::thread::spawn(move || {
+            let deadline = std::time::Instant::now() + Duration::from_secs(15);
+            while components.iter().any(|task| !task.is_finished())
+                && std::time::Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
@@ -660,7 +674,17 @@ impl Drop for TestApp {
                 anyhow::Ok(())
             })
         });
-        match cleanup.join() {
+        // On a multi-threaded runtime, hand this worker thread's queued tasks to the others while
+        // waiting, so the stopping components are not stuck behind it.
+        let multi_threaded = tokio::runtime::Handle::try_current().is_ok_and(|handle| {
+            handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
+        });
+        let joined = if multi_threaded {
+            tokio::task::block_in_place(|| cleanup.join())
+        } else {
+            cleanup.join()
+        };
+        match joined {
             Ok(Ok(())) => {}
             Ok(Err(err)) => eprintln!("test clean-up failed: {err:#}"),
             Err(_) => eprintln!("test clean-up panicked"),

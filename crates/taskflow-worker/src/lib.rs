@@ -99,9 +99,14 @@ impl Worker {
         let mut current: Option<Consuming> = None;
 
         'consume: loop {
-            let opened = tokio::time::timeout(OPEN_TIMEOUT, self.open_consumer())
-                .await
-                .unwrap_or_else(|_| Err(anyhow::anyhow!("opening the consumer timed out")));
+            // A worker asked to stop does not reconnect (and so does not re-declare a queue
+            // that is being deleted as it stops).
+            let opened = tokio::select! {
+                biased;
+                () = &mut shutdown => break 'consume,
+                opened = tokio::time::timeout(OPEN_TIMEOUT, self.open_consumer()) => opened
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("opening the consumer timed out"))),
+            };
             let (consuming, mut consumer) = match opened {
                 Ok(opened) => opened,
                 Err(err) => {
@@ -122,6 +127,9 @@ impl Worker {
             current = Some(consuming);
             loop {
                 tokio::select! {
+                    // Shutdown first: a consumer ending at the same moment is not a reason to
+                    // reconnect.
+                    biased;
                     () = &mut shutdown => break 'consume,
                     Some(joined) = in_progress.join_next(), if !in_progress.is_empty() => log_panic(joined),
                     delivery = consumer.next() => match delivery {
