@@ -7,11 +7,12 @@
 use std::time::Duration;
 
 use prometheus::{
-    Encoder as _, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry,
 };
 use salvo::prelude::*;
 use taskflow_core::amqp::QueueKind;
+use taskflow_core::metrics::registered;
 
 use crate::state::AppState;
 
@@ -37,31 +38,31 @@ pub struct ApiMetrics {
 impl ApiMetrics {
     pub fn new() -> Self {
         let registry = Registry::new();
-        let metrics = Self {
-            tasks_created: IntCounter::new(
+        Self {
+            tasks_created: registered(&registry, IntCounter::new(
                 "taskflow_tasks_created_total",
                 "Tasks accepted by POST /tasks.",
             )
-            .expect("valid metric"),
-            transitions: IntCounterVec::new(
+            .expect("valid metric")),
+            transitions: registered(&registry, IntCounterVec::new(
                 Opts::new(
                     "taskflow_task_transitions_total",
                     "Status changes made by this process, by the status entered.",
                 ),
                 &["status"],
             )
-            .expect("valid metric"),
-            publish_failures: IntCounter::new(
+            .expect("valid metric")),
+            publish_failures: registered(&registry, IntCounter::new(
                 "taskflow_publish_failures_total",
                 "task.created publishes that failed (left to, or retried by, the outbox relay).",
             )
-            .expect("valid metric"),
-            outbox_relayed: IntCounter::new(
+            .expect("valid metric")),
+            outbox_relayed: registered(&registry, IntCounter::new(
                 "taskflow_outbox_relayed_total",
                 "Messages published by the outbox relay.",
             )
-            .expect("valid metric"),
-            request_duration: HistogramVec::new(
+            .expect("valid metric")),
+            request_duration: registered(&registry, HistogramVec::new(
                 HistogramOpts::new(
                     "taskflow_http_request_duration_seconds",
                     "HTTP request latency by route.",
@@ -71,80 +72,54 @@ impl ApiMetrics {
                 ]),
                 &["method", "route", "status"],
             )
-            .expect("valid metric"),
-            ws_sent: IntCounter::new(
+            .expect("valid metric")),
+            ws_sent: registered(&registry, IntCounter::new(
                 "taskflow_websocket_messages_sent_total",
                 "Messages sent to WebSocket clients.",
             )
-            .expect("valid metric"),
-            ws_dropped: IntCounter::new(
+            .expect("valid metric")),
+            ws_dropped: registered(&registry, IntCounter::new(
                 "taskflow_websocket_messages_dropped_total",
                 "Events slow WebSocket clients missed (each such client was told to resync).",
             )
-            .expect("valid metric"),
-            ws_clients: IntGauge::new("taskflow_websocket_clients", "WebSocket clients connected.")
-                .expect("valid metric"),
-            queue_messages: IntGaugeVec::new(
+            .expect("valid metric")),
+            ws_clients: registered(&registry, IntGauge::new("taskflow_websocket_clients", "WebSocket clients connected.")
+                .expect("valid metric")),
+            queue_messages: registered(&registry, IntGaugeVec::new(
                 Opts::new(
                     "taskflow_queue_messages",
                     "Messages ready in a queue, read from the broker.",
                 ),
                 &["queue"],
             )
-            .expect("valid metric"),
-            oldest_pending: prometheus::Gauge::new(
+            .expect("valid metric")),
+            oldest_pending: registered(&registry, prometheus::Gauge::new(
                 "taskflow_oldest_pending_task_age_seconds",
                 "Age of the oldest PENDING task (0 when none): the signal to scale workers on.",
             )
-            .expect("valid metric"),
-                        oldest_processing: prometheus::Gauge::new(
+            .expect("valid metric")),
+            oldest_processing: registered(&registry, prometheus::Gauge::new(
                 "taskflow_oldest_processing_task_age_seconds",
                 "Time since the longest-running PROCESSING task last changed (0 when none): a stuck task.",
             )
-            .expect("valid metric"),
-            outbox_backlog: IntGauge::new(
+            .expect("valid metric")),
+            outbox_backlog: registered(&registry, IntGauge::new(
                 "taskflow_outbox_backlog",
-                "Messages waiting in the outbox.",
+                "Tasks waiting for their dispatch to be confirmed.",
             )
-            .expect("valid metric"),
-            scrape_duration: Histogram::with_opts(HistogramOpts::new(
+            .expect("valid metric")),
+            scrape_duration: registered(&registry, Histogram::with_opts(HistogramOpts::new(
                 "taskflow_metrics_scrape_duration_seconds",
                 "Time to refresh the gauges read from MySQL and RabbitMQ.",
             ))
-            .expect("valid metric"),
+            .expect("valid metric")),
             registry,
-        };
-        let collectors: [Box<dyn prometheus::core::Collector>; 13] = [
-            Box::new(metrics.tasks_created.clone()),
-            Box::new(metrics.transitions.clone()),
-            Box::new(metrics.publish_failures.clone()),
-            Box::new(metrics.outbox_relayed.clone()),
-            Box::new(metrics.request_duration.clone()),
-            Box::new(metrics.ws_sent.clone()),
-            Box::new(metrics.ws_dropped.clone()),
-            Box::new(metrics.ws_clients.clone()),
-            Box::new(metrics.queue_messages.clone()),
-            Box::new(metrics.oldest_pending.clone()),
-            Box::new(metrics.oldest_processing.clone()),
-            Box::new(metrics.outbox_backlog.clone()),
-            Box::new(metrics.scrape_duration.clone()),
-        ];
-        for collector in collectors {
-            metrics
-                .registry
-                .register(collector)
-                .expect("metric names are unique");
         }
-        metrics
     }
 
     /// The registry in Prometheus text format.
     pub fn render(&self) -> String {
-        let mut text = Vec::new();
-        TextEncoder::new()
-            .encode(&self.registry.gather(), &mut text)
-            .expect("encoding metrics");
-        String::from_utf8(text).expect("metrics text is UTF-8")
+        taskflow_core::metrics::render(&self.registry)
     }
 }
 
@@ -168,7 +143,7 @@ async fn scrape(depot: &mut Depot, res: &mut Response) {
     let timer = state.metrics.scrape_duration.start_timer();
     refresh_gauges(state).await;
     timer.observe_duration();
-    res.add_header("content-type", TextEncoder::new().format_type(), true)
+    res.add_header("content-type", taskflow_core::metrics::content_type(), true)
         .expect("a valid header");
     res.render(state.metrics.render());
 }

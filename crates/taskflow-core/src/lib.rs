@@ -9,6 +9,7 @@ pub mod connect;
 pub mod contract;
 pub mod db;
 pub mod domain;
+pub mod metrics;
 pub mod status_bus;
 pub mod telemetry;
 

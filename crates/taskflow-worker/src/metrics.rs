@@ -3,11 +3,9 @@
 
 use std::sync::Arc;
 
-use prometheus::{
-    Encoder as _, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
-    TextEncoder,
-};
+use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry};
 use salvo::prelude::*;
+use taskflow_core::metrics::registered;
 
 /// Buckets from 1 ms to 5 min: queue waits grow long when workers fall behind.
 const SECONDS_BUCKETS: [f64; 14] = [
@@ -26,25 +24,26 @@ pub struct WorkerMetrics {
 
 impl WorkerMetrics {
     pub fn new() -> Self {
-        let metrics = Self {
-            transitions: IntCounterVec::new(
+        let registry = Registry::new();
+        Self {
+            transitions: registered(&registry, IntCounterVec::new(
                 Opts::new("taskflow_task_transitions_total", "Status changes made by this process, by the status entered."),
                 &["status"],
             )
-            .expect("valid metric"),
-            retries: IntCounter::new("taskflow_task_retries_total", "Transient failures scheduled for another attempt.")
-                .expect("valid metric"),
-            dead_lettered: IntCounterVec::new(
+            .expect("valid metric")),
+            retries: registered(&registry, IntCounter::new("taskflow_task_retries_total", "Transient failures scheduled for another attempt.")
+                .expect("valid metric")),
+            dead_lettered: registered(&registry, IntCounterVec::new(
                 Opts::new("taskflow_tasks_dead_lettered_total", "Messages sent to the dead-letter queue, by reason (poison, exhausted)."),
                 &["reason"],
             )
-            .expect("valid metric"),
-            status_publish_failures: IntCounter::new(
+            .expect("valid metric")),
+            status_publish_failures: registered(&registry, IntCounter::new(
                 "taskflow_status_publish_failures_total",
                 "Status changes committed but not announced on Redis.",
             )
-            .expect("valid metric"),
-            durations: HistogramVec::new(
+            .expect("valid metric")),
+            durations: registered(&registry, HistogramVec::new(
                 HistogramOpts::new(
                     "taskflow_task_duration_seconds",
                     "Task timings: phase=queue_wait (created to PROCESSING), run (PROCESSING to terminal), end_to_end (created to terminal).",
@@ -52,23 +51,9 @@ impl WorkerMetrics {
                 .buckets(SECONDS_BUCKETS.to_vec()),
                 &["phase"],
             )
-            .expect("valid metric"),
-            registry: Registry::new(),
-        };
-        let collectors: [Box<dyn prometheus::core::Collector>; 5] = [
-            Box::new(metrics.transitions.clone()),
-            Box::new(metrics.retries.clone()),
-            Box::new(metrics.dead_lettered.clone()),
-            Box::new(metrics.status_publish_failures.clone()),
-            Box::new(metrics.durations.clone()),
-        ];
-        for collector in collectors {
-            metrics
-                .registry
-                .register(collector)
-                .expect("metric names are unique");
+            .expect("valid metric")),
+            registry,
         }
-        metrics
     }
 
     pub fn observe(&self, phase: &str, seconds: f64) {
@@ -78,11 +63,7 @@ impl WorkerMetrics {
     }
 
     pub fn render(&self) -> String {
-        let mut text = Vec::new();
-        TextEncoder::new()
-            .encode(&self.registry.gather(), &mut text)
-            .expect("encoding metrics");
-        String::from_utf8(text).expect("metrics text is UTF-8")
+        taskflow_core::metrics::render(&self.registry)
     }
 }
 
@@ -105,7 +86,7 @@ async fn scrape(depot: &mut Depot, res: &mut Response) {
     let metrics = depot
         .get_typed::<Arc<WorkerMetrics>>()
         .expect("metrics are injected");
-    res.add_header("content-type", TextEncoder::new().format_type(), true)
+    res.add_header("content-type", taskflow_core::metrics::content_type(), true)
         .expect("a valid header");
     res.render(metrics.render());
 }
