@@ -243,3 +243,82 @@ async fn stopping_the_api_closes_websockets_with_going_away() {
         taskflow_tests::ws::Received::Closed(Some(1001))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batched_starts_and_finishes_give_each_task_what_one_by_one_calls_would() {
+    use taskflow_core::db::{self, Finish, Started, Transition};
+
+    // Arrange: four PENDING tasks, and one already DONE.
+    let app = TestApp::spawn_with(Options {
+        no_worker: true,
+        ..Options::default()
+    })
+    .await;
+    let [a, b, c, d, done] = app.create_tasks(5).await.try_into().unwrap();
+    let finish = |id: TaskId, attempt: u32| Finish {
+        task_id: id,
+        attempt,
+        started_at: Utc::now(),
+        outcome: TaskStatus::Done,
+        message: format!("done {id}"),
+    };
+    db::start_attempt(&app.pool, done).await.unwrap();
+    let finished = db::finish_attempts(&app.pool, "w", &[finish(done, 1)]).await;
+    assert!(matches!(finished[..], [Ok(Transition::Applied { .. })]));
+
+    // Act + assert: every task PENDING takes the one-transaction path.
+    let started = db::start_attempts(&app.pool, &[a, b]).await;
+    for result in started {
+        assert!(matches!(
+            result.unwrap(),
+            Started::Attempt {
+                attempt: 1,
+                from_pending: true,
+                ..
+            }
+        ));
+    }
+    // A batch with a finished task and a repeated id falls back to one call per task.
+    let started: Vec<Started> = db::start_attempts(&app.pool, &[c, done, d, d])
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert!(matches!(started[0], Started::Attempt { attempt: 1, .. }));
+    assert_eq!(started[1], Started::Skipped(TaskStatus::Done));
+    let mut d_attempts: Vec<u32> = started[2..]
+        .iter()
+        .map(|started| match started {
+            Started::Attempt { attempt, .. } => *attempt,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    d_attempts.sort();
+    assert_eq!(d_attempts, [1, 2], "the second delivery of d resumes it");
+
+    let finished = db::finish_attempts(&app.pool, "w", &[finish(a, 1), finish(b, 1)]).await;
+    assert!(
+        finished
+            .iter()
+            .all(|result| matches!(result, Ok(Transition::Applied { .. })))
+    );
+    let finished = db::finish_attempts(&app.pool, "w", &[finish(c, 1), finish(done, 2)]).await;
+    assert!(matches!(finished[0], Ok(Transition::Applied { .. })));
+    assert!(matches!(
+        finished[1],
+        Ok(Transition::Skipped {
+            current: TaskStatus::Done
+        })
+    ));
+
+    // The rows say the same: finished with their messages, one DONE attempt each.
+    for id in [a, b, c] {
+        let detail = db::get_task_detail(&app.pool, id).await.unwrap().unwrap();
+        assert_eq!(detail.task.status, TaskStatus::Done);
+        assert_eq!(detail.task.message.as_deref(), Some(&*format!("done {id}")));
+        assert_eq!(detail.attempts.len(), 1, "{:?}", detail.attempts);
+    }
+    assert_eq!(app.stored_status(d).await, TaskStatus::Processing);
+    let done_attempts = app.done_attempts().await;
+    assert_eq!(done_attempts.get(&done), Some(&1));
+}

@@ -1,5 +1,5 @@
-//! Getting `task.created` messages to the broker: the fast path right after a commit, the batch
-//! deletion of confirmed outbox rows, and the relay that sweeps what the fast path missed and
+//! Getting new tasks stored and their `task.created` messages to the broker: the batched
+//! INSERT, the fast path right after its commit, the batch clearing of confirmed outbox marks, and the relay that sweeps what the fast path missed and
 //! re-dispatches stuck tasks.
 
 use std::sync::Arc;
@@ -7,19 +7,33 @@ use std::time::{Duration, Instant};
 
 use sqlx::MySqlPool;
 use taskflow_core::amqp::Broker;
+use taskflow_core::batch::Batcher;
 use taskflow_core::config::RecoverySettings;
 use taskflow_core::contract::{StatusEvent, TaskCreated};
 use taskflow_core::db;
-use taskflow_core::domain::TaskId;
+use taskflow_core::domain::{Task, TaskId};
 use tokio::sync::{mpsc, watch};
 
 use crate::metrics::ApiMetrics;
 use crate::state::AppState;
 
+/// New tasks inserted per statement, at most, and statements in flight at once: while some
+/// are at the database, the next requests gather.
+const INSERT_BATCH: usize = 64;
+const INSERT_RUNNERS: usize = 2;
 /// Confirmed tasks marked dispatched per statement, at most.
-const SENT_BATCH: usize = 500;
+const SENT_BATCH: usize = 512;
 /// Outbox rows and stuck tasks handled per relay pass, at most.
 const RELAY_BATCH: u32 = 200;
+
+/// Inserts new tasks as requests arrive, in multi-row INSERTs: 64 requests at once cost a few
+/// commits, not 64. A request alone is inserted at once.
+pub fn insert_batcher(pool: MySqlPool, grace: Duration) -> Batcher<Task, ()> {
+    Batcher::spawn(INSERT_RUNNERS, INSERT_BATCH, move |tasks: Vec<Task>| {
+        let pool = pool.clone();
+        async move { db::create_tasks(&pool, &tasks, grace).await }
+    })
+}
 
 /// Publishes the message of a task just committed. On success its outbox row is queued for
 /// deletion; on failure it stays for the relay, so the caller answers 201 either way.

@@ -83,9 +83,11 @@ impl Api {
             metrics.clone(),
             stopping.subscribe(),
         ));
+        let inserts = dispatch::insert_batcher(pool.clone(), settings.recovery.outbox_grace);
         let state = Arc::new(AppState {
             settings: settings.api.clone(),
             recovery: settings.recovery,
+            inserts,
             pool,
             broker,
             statuses,

@@ -6,8 +6,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use salvo::Depot;
 use sqlx::MySqlPool;
 use taskflow_core::amqp::Broker;
+use taskflow_core::batch::Batcher;
 use taskflow_core::config::{ApiSettings, RecoverySettings};
-use taskflow_core::domain::TaskId;
+use taskflow_core::domain::{Task, TaskId};
 use taskflow_core::status_bus::StatusPublisher;
 use tokio::sync::mpsc;
 
@@ -20,6 +21,8 @@ pub struct AppState {
     pub pool: MySqlPool,
     pub broker: Arc<Broker>,
     pub statuses: StatusPublisher,
+    /// Inserts new tasks, many per statement when requests arrive together.
+    pub inserts: Batcher<Task, ()>,
     pub hub: Arc<Hub>,
     /// Ids of tasks whose message the broker confirmed: their outbox rows are deleted in batches.
     pub sent: mpsc::UnboundedSender<TaskId>,

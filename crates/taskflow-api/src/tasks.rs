@@ -55,8 +55,8 @@ impl salvo::oapi::EndpointOutRegister for Created {
 
 /// Create a task.
 ///
-/// Inserts the task as PENDING with its `task.created` message in the outbox (one
-/// transaction), publishes the message, and answers with the task. A publish that fails is left
+/// Inserts the task as PENDING and due for dispatch (one statement, shared with the requests
+/// that arrive together), publishes its `task.created` message, and answers with the task. A publish that fails is left
 /// to the outbox relay: a 201 always means the task will be dispatched.
 #[endpoint(
     tags("tasks"),
@@ -99,7 +99,7 @@ async fn create_task(req: &mut Request, depot: &mut Depot) -> Result<Created, Ap
         payload: task.payload.to_value(),
         requested_at: now,
     };
-    db::create_task(&state.pool, &task, state.recovery.outbox_grace).await?;
+    state.inserts.call(task.clone()).await?;
     state.metrics.tasks_created.inc();
     let event = StatusEvent {
         task_id: task.task_id,

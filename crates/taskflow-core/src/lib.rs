@@ -4,6 +4,7 @@
 //! It knows no HTTP framework: the API and the worker are thin layers over it.
 
 pub mod amqp;
+pub mod batch;
 pub mod config;
 pub mod connect;
 pub mod contract;

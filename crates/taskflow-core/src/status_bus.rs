@@ -21,8 +21,7 @@ pub struct StatusPublisher {
 
 impl StatusPublisher {
     pub async fn connect(settings: &RedisSettings) -> anyhow::Result<Self> {
-        let client = redis::Client::open(settings.url.as_str()).context("parsing REDIS_URL")?;
-        let conn = ConnectionManager::new(client)
+        let conn = ConnectionManager::new(client(settings)?)
             .await
             .context("connecting to Redis")?;
         Ok(Self {
@@ -59,6 +58,20 @@ pub enum Relayed {
     Message(String),
     /// The subscription was re-established after a gap in which messages may have been lost.
     Resubscribed,
+}
+
+/// A client for `REDIS_URL` whose connections send each command at once (`TCP_NODELAY`; the
+/// redis crate leaves Nagle's algorithm on, which holds a small write back until the previous
+/// one is acknowledged).
+fn client(settings: &RedisSettings) -> anyhow::Result<redis::Client> {
+    use redis::IntoConnectionInfo as _;
+    let info = settings
+        .url
+        .as_str()
+        .into_connection_info()
+        .context("parsing REDIS_URL")?
+        .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
+    redis::Client::open(info).context("parsing REDIS_URL")
 }
 
 /// Subscribes to the status channel and hands every message to `deliver` until `shutdown`
@@ -113,8 +126,7 @@ pub async fn relay_status_events(
 }
 
 async fn subscribe(settings: &RedisSettings) -> anyhow::Result<redis::aio::PubSub> {
-    let client = redis::Client::open(settings.url.as_str()).context("parsing REDIS_URL")?;
-    let mut pubsub = client
+    let mut pubsub = client(settings)?
         .get_async_pubsub()
         .await
         .context("connecting to Redis")?;

@@ -59,6 +59,12 @@ impl Worker {
         Ok(Self {
             settings: settings.clone(),
             context: Arc::new(Context {
+                starts: process::start_batcher(pool.clone(), settings.worker.prefetch),
+                finishes: process::finish_batcher(
+                    pool.clone(),
+                    settings.worker.name.clone(),
+                    settings.worker.prefetch,
+                ),
                 pool,
                 statuses,
                 broker,

@@ -15,9 +15,10 @@ use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicNackOptions};
 use sqlx::MySqlPool;
 use taskflow_core::amqp::{Broker, headers};
+use taskflow_core::batch::Batcher;
 use taskflow_core::config::RetrySettings;
 use taskflow_core::contract::{StatusEvent, TaskCreated};
-use taskflow_core::db::{self, AttemptRecord, Started, Transition};
+use taskflow_core::db::{self, AttemptRecord, Finish, Started, Transition};
 use taskflow_core::domain::{TaskId, TaskStatus};
 use taskflow_core::status_bus::StatusPublisher;
 use tracing::Instrument as _;
@@ -28,6 +29,10 @@ use crate::metrics::WorkerMetrics;
 /// What the worker needs to process a delivery.
 pub struct Context {
     pub pool: MySqlPool,
+    /// Starts attempts, many per transaction when deliveries arrive together.
+    pub starts: Batcher<TaskId, Started>,
+    /// Finishes attempts, many per transaction when they end together.
+    pub finishes: Batcher<Finish, Transition>,
     pub statuses: StatusPublisher,
     pub broker: Broker,
     pub retry: RetrySettings,
@@ -96,10 +101,43 @@ pub async fn handle(ctx: &Context, delivery: Delivery) {
     }
 }
 
+/// Batch writers in flight at once: while one is at the database, the next batch gathers.
+const BATCH_RUNNERS: usize = 2;
+
+/// Starts the attempts of deliveries that arrive together in one transaction.
+pub fn start_batcher(pool: MySqlPool, prefetch: u16) -> Batcher<TaskId, Started> {
+    Batcher::spawn(
+        BATCH_RUNNERS,
+        usize::from(prefetch),
+        move |ids: Vec<TaskId>| {
+            let pool = pool.clone();
+            async move { db::start_attempts(&pool, &ids).await }
+        },
+    )
+}
+
+/// Finishes the attempts that end together in one transaction.
+pub fn finish_batcher(
+    pool: MySqlPool,
+    worker: String,
+    prefetch: u16,
+) -> Batcher<Finish, Transition> {
+    let worker: Arc<str> = worker.into();
+    Batcher::spawn(
+        BATCH_RUNNERS,
+        usize::from(prefetch),
+        move |finishes: Vec<Finish>| {
+            let pool = pool.clone();
+            let worker = worker.clone();
+            async move { db::finish_attempts(&pool, &worker, &finishes).await }
+        },
+    )
+}
+
 async fn process(ctx: &Context, message: TaskCreated) -> Outcome {
     let started = Instant::now();
     let id = message.task_id;
-    let (attempt, started_at) = match db::start_attempt(&ctx.pool, id).await {
+    let (attempt, started_at) = match ctx.starts.call(id).await {
         Ok(Started::Attempt {
             attempt,
             from_pending,
@@ -141,7 +179,14 @@ async fn process(ctx: &Context, message: TaskCreated) -> Outcome {
             return Outcome::Transient(transient.into());
         }
     };
-    match db::finish_attempt(&ctx.pool, id, record, status, &result).await {
+    let finish = Finish {
+        task_id: id,
+        attempt,
+        started_at,
+        outcome: status,
+        message: result.clone(),
+    };
+    match ctx.finishes.call(finish).await {
         Ok(Transition::Applied { updated_at }) => {
             ctx.metrics.observe("run", started.elapsed().as_secs_f64());
             ctx.metrics.observe(

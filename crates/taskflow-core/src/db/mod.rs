@@ -22,13 +22,16 @@ pub use self::outbox::{
     OutboxMessage, RelayReport, mark_dispatched, redispatch_stuck_tasks, relay_outbox,
 };
 pub use self::processing::{
-    AttemptRecord, Started, Transition, fail_task, finish_attempt, record_retry, start_attempt,
+    AttemptRecord, Finish, Started, Transition, fail_task, finish_attempt, finish_attempts,
+    record_retry, start_attempt, start_attempts,
 };
 pub use self::tasks::{
-    Cursor, RetryOutcome, create_task, get_task, get_task_detail, list_tasks, retry_task,
+    Cursor, RetryOutcome, create_task, create_tasks, get_task, get_task_detail, list_tasks,
+    retry_task,
 };
 use crate::config::DbSettings;
 use crate::connect::retry_connect;
+use crate::domain::TaskId;
 
 /// Connects a pool, retrying as `DB_CONNECT_ATTEMPTS` / `DB_CONNECT_BACKOFF` say.
 pub async fn connect(settings: &DbSettings) -> anyhow::Result<MySqlPool> {
@@ -87,4 +90,20 @@ pub async fn ping(pool: &MySqlPool) -> anyhow::Result<()> {
         .await
         .context("SELECT 1")?;
     Ok(())
+}
+
+/// Appends `(?, ?, …)` binding `ids`, padded to a power of two by repeating the last id (which
+/// changes nothing an `IN` matches): the statement then comes in a handful of shapes, each
+/// prepared once per connection (see [`crate::batch::Batcher`] for why that matters).
+fn push_id_list(query: &mut sqlx::QueryBuilder<sqlx::MySql>, ids: &[TaskId]) {
+    let padded = ids.len().max(1).next_power_of_two();
+    let mut list = query.separated(", ");
+    list.push_unseparated("(");
+    for id in ids.iter().chain(std::iter::repeat_n(
+        ids.last().expect("non-empty"),
+        padded - ids.len(),
+    )) {
+        list.push_bind(id.to_string());
+    }
+    list.push_unseparated(")");
 }

@@ -18,6 +18,7 @@ use anyhow::Context as _;
 use chrono::NaiveDateTime;
 use sqlx::{MySqlPool, QueryBuilder, Row as _};
 
+use super::push_id_list;
 use crate::contract::TaskCreated;
 use crate::domain::{TaskId, now_micros};
 
@@ -34,13 +35,9 @@ pub async fn mark_dispatched(pool: &MySqlPool, ids: &[TaskId]) -> anyhow::Result
         return Ok(());
     }
     let mut query = QueryBuilder::new(
-        "UPDATE tasks SET dispatch_due_at = NULL, updated_at = updated_at WHERE id IN (",
+        "UPDATE tasks SET dispatch_due_at = NULL, updated_at = updated_at WHERE id IN ",
     );
-    let mut list = query.separated(", ");
-    for id in ids {
-        list.push_bind(id.to_string());
-    }
-    query.push(")");
+    push_id_list(&mut query, ids);
     query
         .build()
         .execute(pool)
@@ -134,12 +131,8 @@ where
         let mut query = QueryBuilder::new("UPDATE tasks SET dispatch_due_at = ");
         query
             .push_bind(due_at)
-            .push(", updated_at = updated_at WHERE id IN (");
-        let mut list = query.separated(", ");
-        for id in ids.iter() {
-            list.push_bind(id.to_string());
-        }
-        query.push(")");
+            .push(", updated_at = updated_at WHERE id IN ");
+        push_id_list(&mut query, ids);
         query
             .build()
             .execute(&mut *tx)

@@ -3,12 +3,16 @@
 //! Every status change is conditional on the status the caller expects, so however many
 //! deliveries of a task race here, exactly one moves it to DONE or FAILED. The common path costs
 //! two commits per task: one UPDATE to start (PENDING → PROCESSING), and one transaction that
-//! finishes the task and records its attempt together.
+//! finishes the task and records its attempt together. Under load both are shared by many
+//! tasks ([`start_attempts`], [`finish_attempts`]): a batch takes the common path for all its
+//! tasks in one transaction, or, if any task is off that path, each task takes the one-task
+//! path that handles every case.
 
 use anyhow::Context as _;
 use chrono::{DateTime, NaiveDateTime, Utc};
-use sqlx::{MySqlPool, Row as _};
+use sqlx::{MySqlPool, QueryBuilder, Row as _};
 
+use super::push_id_list;
 use crate::domain::{AttemptOutcome, TaskId, TaskStatus, now_micros};
 
 /// What [`start_attempt`] found.
@@ -50,6 +54,75 @@ pub async fn start_attempt(pool: &MySqlPool, id: TaskId) -> anyhow::Result<Start
         });
     }
     resume_attempt(pool, id, now).await
+}
+
+/// [`start_attempt`] for many tasks, one result per id. The common case, every task PENDING,
+/// is one transaction: one UPDATE for all, and one SELECT of the attempt numbers it gave them.
+pub async fn start_attempts(pool: &MySqlPool, ids: &[TaskId]) -> Vec<anyhow::Result<Started>> {
+    if ids.len() > 1 {
+        match start_all_pending(pool, ids).await {
+            Ok(Some(started)) => return started.into_iter().map(Ok).collect(),
+            Ok(None) => {}
+            Err(err) => tracing::warn!(
+                tasks = ids.len(),
+                error = format!("{err:#}"),
+                "batch start failed; starting the tasks one by one"
+            ),
+        }
+    }
+    futures_util::future::join_all(ids.iter().map(|&id| start_attempt(pool, id))).await
+}
+
+/// Starts every task of `ids`, if every one is PENDING (and none appears twice); `None`, with
+/// nothing changed, otherwise.
+async fn start_all_pending(
+    pool: &MySqlPool,
+    ids: &[TaskId],
+) -> anyhow::Result<Option<Vec<Started>>> {
+    let now = now_micros();
+    let mut tx = pool.begin().await.context("starting a transaction")?;
+    let mut update = QueryBuilder::new("UPDATE tasks SET status = 'PROCESSING', updated_at = ");
+    update
+        .push_bind(now.naive_utc())
+        .push(", attempts = attempts + 1 WHERE status = 'PENDING' AND id IN ");
+    push_id_list(&mut update, ids);
+    let updated = update
+        .build()
+        .execute(&mut *tx)
+        .await
+        .with_context(|| format!("marking {} tasks PROCESSING", ids.len()))?;
+    if updated.rows_affected() != ids.len() as u64 {
+        tx.rollback().await.context("ending the transaction")?;
+        return Ok(None);
+    }
+    // The rows are locked by the UPDATE: these are the numbers it wrote.
+    let mut select = QueryBuilder::new("SELECT id, attempts FROM tasks WHERE id IN ");
+    push_id_list(&mut select, ids);
+    let rows = select
+        .build()
+        .fetch_all(&mut *tx)
+        .await
+        .context("reading the new attempt numbers")?;
+    tx.commit().await.context("committing the attempt starts")?;
+    let mut attempts = std::collections::HashMap::with_capacity(rows.len());
+    for row in &rows {
+        let id: String = row.try_get("id")?;
+        let attempt: i32 = row.try_get("attempts")?;
+        attempts.insert(id, u32::try_from(attempt).unwrap_or(u32::MAX));
+    }
+    ids.iter()
+        .map(|id| {
+            let attempt = *attempts
+                .get(&id.to_string())
+                .with_context(|| format!("task {id} vanished while starting"))?;
+            Ok(Started::Attempt {
+                attempt,
+                from_pending: true,
+                updated_at: now,
+            })
+        })
+        .collect::<anyhow::Result<_>>()
+        .map(Some)
 }
 
 /// The task was not PENDING: finished already, unknown, or PROCESSING under an attempt that
@@ -173,14 +246,137 @@ pub async fn finish_attempt(
         .await?;
         return current_status(pool, id).await;
     }
-    let (attempt_outcome, error) = if outcome == TaskStatus::Done {
-        (AttemptOutcome::Done, None)
-    } else {
-        (AttemptOutcome::Failed, Some(message))
-    };
+    let (attempt_outcome, error) = attempt_outcome(outcome, message);
     insert_attempt(&mut *tx, id, record, now, Some(attempt_outcome), error).await?;
     tx.commit().await.context("committing the status change")?;
     Ok(Transition::Applied { updated_at: now })
+}
+
+/// One finished attempt, as [`finish_attempts`] takes it.
+#[derive(Debug, Clone)]
+pub struct Finish {
+    pub task_id: TaskId,
+    pub attempt: u32,
+    pub started_at: DateTime<Utc>,
+    /// DONE or FAILED.
+    pub outcome: TaskStatus,
+    pub message: String,
+}
+
+/// [`finish_attempt`] for many tasks, one result per task. The common case, every task still
+/// PROCESSING, is one transaction: one UPDATE for all the tasks and one INSERT for all their
+/// attempts.
+pub async fn finish_attempts(
+    pool: &MySqlPool,
+    worker: &str,
+    finishes: &[Finish],
+) -> Vec<anyhow::Result<Transition>> {
+    if finishes.len() > 1 {
+        match finish_all_processing(pool, worker, finishes).await {
+            Ok(Some(updated_at)) => {
+                return finishes
+                    .iter()
+                    .map(|_| Ok(Transition::Applied { updated_at }))
+                    .collect();
+            }
+            Ok(None) => {}
+            Err(err) => tracing::warn!(
+                tasks = finishes.len(),
+                error = format!("{err:#}"),
+                "batch finish failed; finishing the tasks one by one"
+            ),
+        }
+    }
+    let singles = finishes.iter().map(|finish| {
+        let record = AttemptRecord {
+            attempt: finish.attempt,
+            worker,
+            started_at: finish.started_at,
+        };
+        finish_attempt(
+            pool,
+            finish.task_id,
+            record,
+            finish.outcome,
+            &finish.message,
+        )
+    });
+    futures_util::future::join_all(singles).await
+}
+
+/// Finishes every task of `finishes`, if every one is PROCESSING (and none appears twice);
+/// `None`, with nothing changed, otherwise.
+async fn finish_all_processing(
+    pool: &MySqlPool,
+    worker: &str,
+    finishes: &[Finish],
+) -> anyhow::Result<Option<DateTime<Utc>>> {
+    debug_assert!(finishes.iter().all(|finish| finish.outcome.is_terminal()));
+    let now = now_micros();
+    let mut tx = pool.begin().await.context("starting a transaction")?;
+    let mut update = QueryBuilder::new("UPDATE tasks SET status = CASE id");
+    for finish in finishes {
+        update
+            .push(" WHEN ")
+            .push_bind(finish.task_id.to_string())
+            .push(" THEN ")
+            .push_bind(finish.outcome.as_str());
+    }
+    update.push(" END, message = CASE id");
+    for finish in finishes {
+        update
+            .push(" WHEN ")
+            .push_bind(finish.task_id.to_string())
+            .push(" THEN ")
+            .push_bind(finish.message.as_str());
+    }
+    update
+        .push(" END, updated_at = ")
+        .push_bind(now.naive_utc())
+        .push(", finished_at = ")
+        .push_bind(now.naive_utc())
+        .push(" WHERE status = 'PROCESSING' AND id IN ");
+    let ids: Vec<TaskId> = finishes.iter().map(|finish| finish.task_id).collect();
+    push_id_list(&mut update, &ids);
+    let updated = update
+        .build()
+        .execute(&mut *tx)
+        .await
+        .with_context(|| format!("finishing {} tasks", finishes.len()))?;
+    if updated.rows_affected() != finishes.len() as u64 {
+        tx.rollback().await.context("ending the transaction")?;
+        return Ok(None);
+    }
+    let mut insert = QueryBuilder::new(
+        "INSERT INTO task_attempts (task_id, attempt, worker, started_at, finished_at, outcome, error) ",
+    );
+    insert.push_values(finishes, |mut row, finish| {
+        let (outcome, error) = attempt_outcome(finish.outcome, &finish.message);
+        row.push_bind(finish.task_id.to_string())
+            .push_bind(finish.attempt)
+            .push_bind(worker)
+            .push_bind(finish.started_at.naive_utc())
+            .push_bind(now.naive_utc())
+            .push_bind(outcome.as_str())
+            .push_bind(error);
+    });
+    insert.push(ON_DUPLICATE_ATTEMPT);
+    insert
+        .build()
+        .execute(&mut *tx)
+        .await
+        .with_context(|| format!("recording the attempts of {} tasks", finishes.len()))?;
+    tx.commit().await.context("committing the status changes")?;
+    Ok(Some(now))
+}
+
+/// What the history says of an attempt that moved its task to `status`.
+fn attempt_outcome(status: TaskStatus, message: &str) -> (AttemptOutcome, Option<&str>) {
+    if status == TaskStatus::Done {
+        (AttemptOutcome::Done, None)
+    } else {
+        (AttemptOutcome::Failed, Some(message))
+    }
 }
 
 /// PENDING or PROCESSING → FAILED: the task is given up on (attempts exhausted, or its message
@@ -224,6 +420,11 @@ pub async fn record_retry(
     .await
 }
 
+/// An attempt's own record replaces an earlier guess about it.
+const ON_DUPLICATE_ATTEMPT: &str = " ON DUPLICATE KEY UPDATE worker = VALUES(worker), \
+     started_at = VALUES(started_at), finished_at = VALUES(finished_at), \
+     outcome = VALUES(outcome), error = VALUES(error)";
+
 /// Writes the attempt's record; what the attempt itself reports replaces an earlier guess (an
 /// attempt another delivery took for abandoned while it was still running).
 async fn insert_attempt<'e>(
@@ -234,12 +435,10 @@ async fn insert_attempt<'e>(
     outcome: Option<AttemptOutcome>,
     error: Option<&str>,
 ) -> anyhow::Result<()> {
-    sqlx::query(
-                "INSERT INTO task_attempts (task_id, attempt, worker, started_at, finished_at, outcome, error) \
-         VALUES (?, ?, ?, ?, ?, ?, ?) \
-         ON DUPLICATE KEY UPDATE worker = VALUES(worker), started_at = VALUES(started_at), \
-         finished_at = VALUES(finished_at), outcome = VALUES(outcome), error = VALUES(error)",
-    )
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO task_attempts (task_id, attempt, worker, started_at, finished_at, outcome, error) \
+         VALUES (?, ?, ?, ?, ?, ?, ?){ON_DUPLICATE_ATTEMPT}"
+    )))
     .bind(id.to_string())
     .bind(record.attempt)
     .bind(record.worker)

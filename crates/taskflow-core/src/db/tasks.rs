@@ -17,20 +17,51 @@ const TASK_COLUMNS: &str = "id, title, CAST(payload AS CHAR) AS payload, status,
 /// this returns, the task will be dispatched even if the publish that follows fails (the relay
 /// publishes what is still due after the grace the fast path had).
 pub async fn create_task(pool: &MySqlPool, task: &Task, grace: Duration) -> anyhow::Result<()> {
-    sqlx::query(
-        "INSERT INTO tasks (id, title, payload, status, created_at, updated_at, dispatch_due_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(task.task_id.to_string())
-    .bind(task.title.as_str())
-    .bind(task.payload.to_json_text())
-    .bind(task.status.as_str())
-    .bind(task.created_at.naive_utc())
-    .bind(task.updated_at.naive_utc())
-    .bind((task.created_at + grace).naive_utc())
-    .execute(pool)
-    .await
-    .with_context(|| format!("inserting task {}", task.task_id))?;
+    insert_tasks(pool, std::slice::from_ref(task), grace)
+        .await
+        .with_context(|| format!("inserting task {}", task.task_id))
+}
+
+/// [`create_task`] for many tasks at once: one multi-row INSERT, one commit, one result per
+/// task. Should the batch be refused, each task is inserted on its own, so one task's problem
+/// is not every task's.
+pub async fn create_tasks(
+    pool: &MySqlPool,
+    tasks: &[Task],
+    grace: Duration,
+) -> Vec<anyhow::Result<()>> {
+    if tasks.len() > 1 {
+        match insert_tasks(pool, tasks, grace).await {
+            Ok(()) => return tasks.iter().map(|_| Ok(())).collect(),
+            Err(err) => tracing::warn!(
+                tasks = tasks.len(),
+                error = format!("{err:#}"),
+                "batch insert refused; inserting the tasks one by one"
+            ),
+        }
+    }
+    let singles = tasks.iter().map(|task| create_task(pool, task, grace));
+    futures_util::future::join_all(singles).await
+}
+
+async fn insert_tasks(pool: &MySqlPool, tasks: &[Task], grace: Duration) -> anyhow::Result<()> {
+    let mut query = QueryBuilder::new(
+        "INSERT INTO tasks (id, title, payload, status, created_at, updated_at, dispatch_due_at) ",
+    );
+    query.push_values(tasks, |mut row, task| {
+        row.push_bind(task.task_id.to_string())
+            .push_bind(task.title.as_str())
+            .push_bind(task.payload.to_json_text())
+            .push_bind(task.status.as_str())
+            .push_bind(task.created_at.naive_utc())
+            .push_bind(task.updated_at.naive_utc())
+            .push_bind((task.created_at + grace).naive_utc());
+    });
+    query
+        .build()
+        .execute(pool)
+        .await
+        .with_context(|| format!("inserting {} tasks", tasks.len()))?;
     Ok(())
 }
 

@@ -1,0 +1,177 @@
+//! Group commit for writes: concurrent callers of [`Batcher::call`] are served by one batch.
+//!
+//! A burst of writes that would each cost a statement and a commit (64 `POST /tasks` at once, a
+//! worker's 64 prefetched deliveries starting together) is gathered while the previous batch is
+//! at the database, and written by one statement or one transaction. A lone caller is not kept
+//! waiting for company: an idle runner takes its request at once, as a batch of one.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::sync::{Mutex, mpsc, oneshot};
+
+type Request<Req, Resp> = (Req, oneshot::Sender<anyhow::Result<Resp>>);
+
+/// Hands requests to a few runners that each take what is queued and run it as one batch.
+/// Runners stop when the last clone of the batcher is dropped.
+///
+/// A batch holds a power of two of requests (what is queued, rounded down; the rest go to the
+/// next batch). So a batch statement comes in at most `log2(max_batch) + 1` shapes, each
+/// prepared once per connection and kept in the driver's statement cache. Shapes without end
+/// would evict cached statements all the time, and an eviction costs a 40 ms stall: sqlx 0.9
+/// leaves Nagle's algorithm on, and the close it sends for the evicted statement waits for the
+/// server's delayed ACK before the next statement can go out.
+pub struct Batcher<Req, Resp> {
+    requests: mpsc::UnboundedSender<Request<Req, Resp>>,
+}
+
+impl<Req, Resp> Clone for Batcher<Req, Resp> {
+    fn clone(&self) -> Self {
+        Self {
+            requests: self.requests.clone(),
+        }
+    }
+}
+
+impl<Req: Send + 'static, Resp: Send + 'static> Batcher<Req, Resp> {
+    /// Starts `runners` runners; each calls `run` with up to `max_batch` requests (rounded down
+    /// to a power of two), which must answer with one result per request, in order.
+    pub fn spawn<F, Fut>(runners: usize, max_batch: usize, run: F) -> Self
+    where
+        F: Fn(Vec<Req>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Vec<anyhow::Result<Resp>>> + Send,
+    {
+        let max_batch = power_of_two_at_most(max_batch.max(1));
+        let (requests, queue) = mpsc::unbounded_channel::<Request<Req, Resp>>();
+        let queue = Arc::new(Mutex::new(queue));
+        let run = Arc::new(run);
+        for _ in 0..runners.max(1) {
+            let queue = queue.clone();
+            let run = run.clone();
+            tokio::spawn(async move {
+                let mut taken = Vec::with_capacity(max_batch);
+                loop {
+                    // The lock is held only while taking: the next runner gathers the next
+                    // batch while this one is at the database.
+                    {
+                        let mut queue = queue.lock().await;
+                        if queue.recv_many(&mut taken, 1).await == 0 {
+                            return;
+                        }
+                        let size = power_of_two_at_most(queue.len() + 1).min(max_batch);
+                        if size > 1 {
+                            // Already queued, so this does not wait.
+                            queue.recv_many(&mut taken, size - 1).await;
+                        }
+                    }
+                    let (batch, replies): (Vec<Req>, Vec<_>) = taken.drain(..).unzip();
+                    let results = run(batch).await;
+                    debug_assert_eq!(results.len(), replies.len());
+                    for (reply, result) in replies.into_iter().zip(results) {
+                        // A caller that went away (a client hung up) does not need its answer;
+                        // what was written stays written, as if it had waited.
+                        let _ = reply.send(result);
+                    }
+                }
+            });
+        }
+        Self { requests }
+    }
+
+    /// Queues `request` for the next batch and waits for its result.
+    pub async fn call(&self, request: Req) -> anyhow::Result<Resp> {
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .send((request, reply))
+            .map_err(|_| anyhow::anyhow!("the batch writer has stopped"))?;
+        answer
+            .await
+            .map_err(|_| anyhow::anyhow!("the batch writer dropped the request"))?
+    }
+}
+
+/// The largest power of two not above `n` (which is at least 1).
+pub fn power_of_two_at_most(n: usize) -> usize {
+    1 << n.max(1).ilog2()
+}
+
+/// One batch-wide failure as the result of each of `count` requests. Each result keeps the
+/// whole cause chain, so callers still recognise, say, an unreachable database.
+pub fn fail_all<T>(err: anyhow::Error, count: usize) -> Vec<anyhow::Result<T>> {
+    let shared = Arc::new(err);
+    (0..count)
+        .map(|_| Err(anyhow::Error::new(Shared(shared.clone()))))
+        .collect()
+}
+
+/// An error shared by every request of a failed batch.
+#[derive(Debug)]
+struct Shared(Arc<anyhow::Error>);
+
+impl std::fmt::Display for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "batch write failed")
+    }
+}
+
+impl std::error::Error for Shared {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(self.0.as_ref().as_ref())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn concurrent_calls_share_batches_and_get_their_own_answers() {
+        let batches = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = batches.clone();
+        let batcher = Batcher::spawn(1, 100, move |batch: Vec<u32>| {
+            seen.lock().unwrap().push(batch.len());
+            let results = batch.into_iter().map(|n| Ok(n * 2)).collect();
+            async move {
+                tokio::task::yield_now().await;
+                results
+            }
+        });
+        let calls = (0..50).map(|n| {
+            let batcher = batcher.clone();
+            async move { batcher.call(n).await.unwrap() }
+        });
+        let answers = futures_util::future::join_all(calls).await;
+        assert_eq!(answers, (0..50).map(|n| n * 2).collect::<Vec<_>>());
+        let batches = batches.lock().unwrap();
+        assert_eq!(batches.iter().sum::<usize>(), 50);
+        assert!(batches.len() < 50, "no batching happened: {batches:?}");
+        assert!(
+            batches.iter().all(|size| size.is_power_of_two()),
+            "{batches:?}"
+        );
+    }
+
+    #[test]
+    fn batch_sizes_round_down_to_powers_of_two() {
+        let sizes: Vec<usize> = [1, 2, 3, 4, 5, 63, 64, 65, 500]
+            .into_iter()
+            .map(power_of_two_at_most)
+            .collect();
+        assert_eq!(sizes, [1, 2, 2, 4, 4, 32, 64, 64, 256]);
+    }
+
+    #[tokio::test]
+    async fn a_failed_batch_fails_every_call_with_the_whole_cause_chain() {
+        let batcher = Batcher::spawn(2, 10, |batch: Vec<u32>| async move {
+            let cause = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+            fail_all::<u32>(anyhow::Error::new(cause).context("writing"), batch.len())
+        });
+        let err = batcher.call(1).await.unwrap_err();
+        assert!(
+            err.chain()
+                .any(|cause| cause.downcast_ref::<std::io::Error>().is_some()),
+            "{err:#}"
+        );
+        assert!(format!("{err:#}").contains("refused"), "{err:#}");
+    }
+}
