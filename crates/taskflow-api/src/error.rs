@@ -51,13 +51,7 @@ pub enum ApiError {
 impl From<anyhow::Error> for ApiError {
     /// Database connection failures become 503 (retry later), everything else 500.
     fn from(err: anyhow::Error) -> Self {
-        let unreachable = err.chain().any(|cause| {
-            matches!(
-                cause.downcast_ref::<sqlx::Error>(),
-                Some(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed)
-            )
-        });
-        if unreachable {
+        if taskflow_core::db::is_unreachable(&err) {
             Self::Unavailable(err)
         } else {
             Self::Internal(err)

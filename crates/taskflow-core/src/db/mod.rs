@@ -107,3 +107,14 @@ fn push_id_list(query: &mut sqlx::QueryBuilder<sqlx::MySql>, ids: &[TaskId]) {
     }
     list.push_unseparated(")");
 }
+
+/// Whether `err` says the database cannot be reached (rather than that it refused a statement):
+/// the caller may retry later, and a batch need not be retried task by task.
+pub fn is_unreachable(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<sqlx::Error>(),
+            Some(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed)
+        )
+    })
+}

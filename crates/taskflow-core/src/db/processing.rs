@@ -13,6 +13,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use sqlx::{MySqlPool, QueryBuilder, Row as _};
 
 use super::push_id_list;
+use crate::batch::fail_all;
 use crate::domain::{AttemptOutcome, TaskId, TaskStatus, now_micros};
 
 /// What [`start_attempt`] found.
@@ -63,6 +64,7 @@ pub async fn start_attempts(pool: &MySqlPool, ids: &[TaskId]) -> Vec<anyhow::Res
         match start_all_pending(pool, ids).await {
             Ok(Some(started)) => return started.into_iter().map(Ok).collect(),
             Ok(None) => {}
+            Err(err) if super::is_unreachable(&err) => return fail_all(err, ids.len()),
             Err(err) => tracing::warn!(
                 tasks = ids.len(),
                 error = format!("{err:#}"),
@@ -280,6 +282,7 @@ pub async fn finish_attempts(
                     .collect();
             }
             Ok(None) => {}
+            Err(err) if super::is_unreachable(&err) => return fail_all(err, finishes.len()),
             Err(err) => tracing::warn!(
                 tasks = finishes.len(),
                 error = format!("{err:#}"),

@@ -8,6 +8,7 @@ use anyhow::Context as _;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use sqlx::{MySqlPool, QueryBuilder, Row as _};
 
+use crate::batch::fail_all;
 use crate::domain::{Attempt, Payload, Task, TaskDetail, TaskId, TaskStatus, Title, now_micros};
 
 const TASK_COLUMNS: &str = "id, title, CAST(payload AS CHAR) AS payload, status, \
@@ -24,7 +25,7 @@ pub async fn create_task(pool: &MySqlPool, task: &Task, grace: Duration) -> anyh
 
 /// [`create_task`] for many tasks at once: one multi-row INSERT, one commit, one result per
 /// task. Should the batch be refused, each task is inserted on its own, so one task's problem
-/// is not every task's.
+/// is not every task's (unless the database cannot be reached at all).
 pub async fn create_tasks(
     pool: &MySqlPool,
     tasks: &[Task],
@@ -33,6 +34,7 @@ pub async fn create_tasks(
     if tasks.len() > 1 {
         match insert_tasks(pool, tasks, grace).await {
             Ok(()) => return tasks.iter().map(|_| Ok(())).collect(),
+            Err(err) if super::is_unreachable(&err) => return fail_all(err, tasks.len()),
             Err(err) => tracing::warn!(
                 tasks = tasks.len(),
                 error = format!("{err:#}"),
