@@ -59,9 +59,13 @@ impl<Req: Send + 'static, Resp: Send + 'static> Batcher<Req, Resp> {
                             return;
                         }
                         let size = power_of_two_at_most(queue.len() + 1).min(max_batch);
-                        if size > 1 {
-                            // Already queued, so this does not wait.
-                            queue.recv_many(&mut taken, size - 1).await;
+                        // Counted as queued, so these arrive at once (a sender may still be
+                        // writing one); only a closed channel ends the batch short.
+                        while taken.len() < size {
+                            let missing = size - taken.len();
+                            if queue.recv_many(&mut taken, missing).await == 0 {
+                                break;
+                            }
                         }
                     }
                     let (batch, replies): (Vec<Req>, Vec<_>) = taken.drain(..).unzip();

@@ -103,12 +103,15 @@ pub async fn handle(ctx: &Context, delivery: Delivery) {
 
 /// Batch writers in flight at once: while one is at the database, the next batch gathers.
 const BATCH_RUNNERS: usize = 2;
+/// Tasks per batch at most (a worker never holds more than `WORKER_PREFETCH` anyway): keeps
+/// statements far from MySQL's placeholder limit and row locks short.
+const MAX_BATCH: usize = 64;
 
 /// Starts the attempts of deliveries that arrive together in one transaction.
 pub fn start_batcher(pool: MySqlPool, prefetch: u16) -> Batcher<TaskId, Started> {
     Batcher::spawn(
         BATCH_RUNNERS,
-        usize::from(prefetch),
+        usize::from(prefetch).min(MAX_BATCH),
         move |ids: Vec<TaskId>| {
             let pool = pool.clone();
             async move { db::start_attempts(&pool, &ids).await }
@@ -125,7 +128,7 @@ pub fn finish_batcher(
     let worker: Arc<str> = worker.into();
     Batcher::spawn(
         BATCH_RUNNERS,
-        usize::from(prefetch),
+        usize::from(prefetch).min(MAX_BATCH),
         move |finishes: Vec<Finish>| {
             let pool = pool.clone();
             let worker = worker.clone();

@@ -96,16 +96,36 @@ pub async fn ping(pool: &MySqlPool) -> anyhow::Result<()> {
 /// changes nothing an `IN` matches): the statement then comes in a handful of shapes, each
 /// prepared once per connection (see [`crate::batch::Batcher`] for why that matters).
 fn push_id_list(query: &mut sqlx::QueryBuilder<sqlx::MySql>, ids: &[TaskId]) {
-    let padded = ids.len().max(1).next_power_of_two();
+    let Some(last) = ids.last() else {
+        // Matches nothing, and is valid SQL (an empty `IN ()` is not).
+        query.push("(NULL)");
+        return;
+    };
+    let padding = ids.len().next_power_of_two() - ids.len();
     let mut list = query.separated(", ");
     list.push_unseparated("(");
-    for id in ids.iter().chain(std::iter::repeat_n(
-        ids.last().expect("non-empty"),
-        padded - ids.len(),
-    )) {
+    for id in ids.iter().chain(std::iter::repeat_n(last, padding)) {
         list.push_bind(id.to_string());
     }
     list.push_unseparated(")");
+}
+
+/// A batch's COMMIT failed: it may or may not have happened, so the batch's tasks must not be
+/// tried again one by one (the redelivery that follows handles either case).
+#[derive(Debug)]
+struct CommitUncertain;
+
+impl std::fmt::Display for CommitUncertain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("committing the batch failed; it may or may not have been applied")
+    }
+}
+
+/// Whether a failed batch must fail as a whole rather than be retried task by task: the
+/// database is unreachable (each retry would wait as long again), or the batch's commit is in
+/// doubt (a retry could apply a change twice).
+fn must_fail_whole(err: &anyhow::Error) -> bool {
+    is_unreachable(err) || err.downcast_ref::<CommitUncertain>().is_some()
 }
 
 /// Whether `err` says the database cannot be reached (rather than that it refused a statement):
@@ -117,4 +137,22 @@ pub fn is_unreachable(err: &anyhow::Error) -> bool {
             Some(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed)
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use anyhow::Context as _;
+
+    use super::*;
+
+    #[test]
+    fn an_uncertain_commit_fails_the_batch_whole_and_a_refused_statement_does_not() {
+        let commit: anyhow::Result<()> =
+            Err(sqlx::Error::Protocol("lost".into())).context(CommitUncertain);
+        assert!(must_fail_whole(&commit.unwrap_err()));
+        let refused = anyhow::Error::new(sqlx::Error::Protocol("refused".into()));
+        assert!(!must_fail_whole(&refused));
+        let unreachable = anyhow::Error::new(sqlx::Error::PoolTimedOut).context("inserting");
+        assert!(must_fail_whole(&unreachable));
+    }
 }

@@ -64,7 +64,7 @@ pub async fn start_attempts(pool: &MySqlPool, ids: &[TaskId]) -> Vec<anyhow::Res
         match start_all_pending(pool, ids).await {
             Ok(Some(started)) => return started.into_iter().map(Ok).collect(),
             Ok(None) => {}
-            Err(err) if super::is_unreachable(&err) => return fail_all(err, ids.len()),
+            Err(err) if super::must_fail_whole(&err) => return fail_all(err, ids.len()),
             Err(err) => tracing::warn!(
                 tasks = ids.len(),
                 error = format!("{err:#}"),
@@ -97,7 +97,8 @@ async fn start_all_pending(
         tx.rollback().await.context("ending the transaction")?;
         return Ok(None);
     }
-    // The rows are locked by the UPDATE: these are the numbers it wrote.
+    // The rows are locked by the UPDATE: these are the numbers it wrote. Read them before the
+    // commit, so that nothing can fail once the starts are committed.
     let mut select = QueryBuilder::new("SELECT id, attempts FROM tasks WHERE id IN ");
     push_id_list(&mut select, ids);
     let rows = select
@@ -105,14 +106,14 @@ async fn start_all_pending(
         .fetch_all(&mut *tx)
         .await
         .context("reading the new attempt numbers")?;
-    tx.commit().await.context("committing the attempt starts")?;
     let mut attempts = std::collections::HashMap::with_capacity(rows.len());
     for row in &rows {
         let id: String = row.try_get("id")?;
         let attempt: i32 = row.try_get("attempts")?;
         attempts.insert(id, u32::try_from(attempt).unwrap_or(u32::MAX));
     }
-    ids.iter()
+    let started = ids
+        .iter()
         .map(|id| {
             let attempt = *attempts
                 .get(&id.to_string())
@@ -123,8 +124,9 @@ async fn start_all_pending(
                 updated_at: now,
             })
         })
-        .collect::<anyhow::Result<_>>()
-        .map(Some)
+        .collect::<anyhow::Result<_>>()?;
+    tx.commit().await.context(super::CommitUncertain)?;
+    Ok(Some(started))
 }
 
 /// The task was not PENDING: finished already, unknown, or PROCESSING under an attempt that
@@ -282,7 +284,7 @@ pub async fn finish_attempts(
                     .collect();
             }
             Ok(None) => {}
-            Err(err) if super::is_unreachable(&err) => return fail_all(err, finishes.len()),
+            Err(err) if super::must_fail_whole(&err) => return fail_all(err, finishes.len()),
             Err(err) => tracing::warn!(
                 tasks = finishes.len(),
                 error = format!("{err:#}"),
@@ -369,7 +371,7 @@ async fn finish_all_processing(
         .execute(&mut *tx)
         .await
         .with_context(|| format!("recording the attempts of {} tasks", finishes.len()))?;
-    tx.commit().await.context("committing the status changes")?;
+    tx.commit().await.context(super::CommitUncertain)?;
     Ok(Some(now))
 }
 

@@ -18,10 +18,19 @@ const TASK_COLUMNS: &str = "id, title, CAST(payload AS CHAR) AS payload, status,
 /// this returns, the task will be dispatched even if the publish that follows fails (the relay
 /// publishes what is still due after the grace the fast path had).
 pub async fn create_task(pool: &MySqlPool, task: &Task, grace: Duration) -> anyhow::Result<()> {
-    insert_tasks(pool, std::slice::from_ref(task), grace)
-        .await
-        .with_context(|| format!("inserting task {}", task.task_id))
+    insert_tasks(
+        pool,
+        std::slice::from_ref(task),
+        &[task.payload.to_json_text()],
+        grace,
+    )
+    .await
+    .with_context(|| format!("inserting task {}", task.task_id))
 }
+
+/// Payload bytes one multi-row INSERT carries at most; a batch above it inserts its tasks one by
+/// one, so a burst of large payloads never meets `max_allowed_packet` (4 MiB on MySQL 5.7).
+const BATCH_PAYLOAD_BYTES: usize = 1 << 20;
 
 /// [`create_task`] for many tasks at once: one multi-row INSERT, one commit, one result per
 /// task. Should the batch be refused, each task is inserted on its own, so one task's problem
@@ -31,8 +40,13 @@ pub async fn create_tasks(
     tasks: &[Task],
     grace: Duration,
 ) -> Vec<anyhow::Result<()>> {
-    if tasks.len() > 1 {
-        match insert_tasks(pool, tasks, grace).await {
+    let payloads: Vec<Option<String>> = tasks
+        .iter()
+        .map(|task| task.payload.to_json_text())
+        .collect();
+    let payload_bytes: usize = payloads.iter().flatten().map(String::len).sum();
+    if tasks.len() > 1 && payload_bytes <= BATCH_PAYLOAD_BYTES {
+        match insert_tasks(pool, tasks, &payloads, grace).await {
             Ok(()) => return tasks.iter().map(|_| Ok(())).collect(),
             Err(err) if super::is_unreachable(&err) => return fail_all(err, tasks.len()),
             Err(err) => tracing::warn!(
@@ -46,14 +60,19 @@ pub async fn create_tasks(
     futures_util::future::join_all(singles).await
 }
 
-async fn insert_tasks(pool: &MySqlPool, tasks: &[Task], grace: Duration) -> anyhow::Result<()> {
+async fn insert_tasks(
+    pool: &MySqlPool,
+    tasks: &[Task],
+    payloads: &[Option<String>],
+    grace: Duration,
+) -> anyhow::Result<()> {
     let mut query = QueryBuilder::new(
         "INSERT INTO tasks (id, title, payload, status, created_at, updated_at, dispatch_due_at) ",
     );
-    query.push_values(tasks, |mut row, task| {
+    query.push_values(tasks.iter().zip(payloads), |mut row, (task, payload)| {
         row.push_bind(task.task_id.to_string())
             .push_bind(task.title.as_str())
-            .push_bind(task.payload.to_json_text())
+            .push_bind(payload.as_deref())
             .push_bind(task.status.as_str())
             .push_bind(task.created_at.naive_utc())
             .push_bind(task.updated_at.naive_utc())
