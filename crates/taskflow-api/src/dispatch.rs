@@ -1,6 +1,6 @@
 //! Getting new tasks stored and their `task.created` messages to the broker: the batched
-//! INSERT, the fast path right after its commit, the batch clearing of confirmed outbox marks, and the relay that sweeps what the fast path missed and
-//! re-dispatches stuck tasks.
+//! INSERT, the fast path right after its commit, the batch clearing of confirmed outbox marks,
+//! and the relay that sweeps what the fast path missed and re-dispatches stuck tasks.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -56,8 +56,9 @@ impl salvo::oapi::EndpointOutRegister for Created {
 /// Create a task.
 ///
 /// Inserts the task as PENDING and due for dispatch (one statement, shared with the requests
-/// that arrive together), publishes its `task.created` message, and answers with the task. A publish that fails is left
-/// to the outbox relay: a 201 always means the task will be dispatched.
+/// that arrive together), publishes its `task.created` message, and answers with the task. A
+/// publish that fails is left to the outbox relay: a 201 always means the task will be
+/// dispatched.
 #[endpoint(
     tags("tasks"),
     request_body(content = NewTask, content_type = "application/json", description = "The task to run."),
