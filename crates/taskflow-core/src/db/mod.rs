@@ -11,6 +11,7 @@ mod processing;
 pub mod stats;
 mod tasks;
 
+use std::future::Future;
 use std::str::FromStr;
 
 use anyhow::Context as _;
@@ -108,6 +109,31 @@ fn push_id_list(query: &mut sqlx::QueryBuilder<sqlx::MySql>, ids: &[TaskId]) {
         list.push_bind(id.to_string());
     }
     list.push_unseparated(")");
+}
+
+/// Writes `count` tasks with `batch`, the fast path; where it cannot take them all (`Ok(None)`,
+/// nothing written) or is refused, with `one_by_one`, the path that handles every case. A batch
+/// that must fail whole (see [`must_fail_whole`]) fails every task with its error.
+async fn batch_or_one_by_one<R, O>(
+    count: usize,
+    what: &str,
+    batch: impl Future<Output = anyhow::Result<Option<Vec<R>>>>,
+    one_by_one: impl FnOnce() -> O,
+) -> Vec<anyhow::Result<R>>
+where
+    O: Future<Output = Vec<anyhow::Result<R>>>,
+{
+    match batch.await {
+        Ok(Some(done)) => return done.into_iter().map(Ok).collect(),
+        Ok(None) => {}
+        Err(err) if must_fail_whole(&err) => return crate::batch::fail_all(err, count),
+        Err(err) => tracing::warn!(
+            tasks = count,
+            error = format!("{err:#}"),
+            "batch {what} failed; writing the tasks one by one"
+        ),
+    }
+    one_by_one().await
 }
 
 /// A batch's COMMIT failed: it may or may not have happened, so the batch's tasks must not be

@@ -13,7 +13,6 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use sqlx::{MySqlPool, QueryBuilder, Row as _};
 
 use super::push_id_list;
-use crate::batch::fail_all;
 use crate::domain::{AttemptOutcome, TaskId, TaskStatus, now_micros};
 
 /// What [`start_attempt`] found.
@@ -60,19 +59,13 @@ pub async fn start_attempt(pool: &MySqlPool, id: TaskId) -> anyhow::Result<Start
 /// [`start_attempt`] for many tasks, one result per id. The common case, every task PENDING,
 /// is one transaction: one UPDATE for all, and one SELECT of the attempt numbers it gave them.
 pub async fn start_attempts(pool: &MySqlPool, ids: &[TaskId]) -> Vec<anyhow::Result<Started>> {
-    if ids.len() > 1 {
-        match start_all_pending(pool, ids).await {
-            Ok(Some(started)) => return started.into_iter().map(Ok).collect(),
-            Ok(None) => {}
-            Err(err) if super::must_fail_whole(&err) => return fail_all(err, ids.len()),
-            Err(err) => tracing::warn!(
-                tasks = ids.len(),
-                error = format!("{err:#}"),
-                "batch start failed; starting the tasks one by one"
-            ),
-        }
+    let one_by_one =
+        || futures_util::future::join_all(ids.iter().map(|&id| start_attempt(pool, id)));
+    if ids.len() < 2 {
+        return one_by_one().await;
     }
-    futures_util::future::join_all(ids.iter().map(|&id| start_attempt(pool, id))).await
+    let batch = start_all_pending(pool, ids);
+    super::batch_or_one_by_one(ids.len(), "start", batch, one_by_one).await
 }
 
 /// Starts every task of `ids`, if every one is PENDING (and none appears twice); `None`, with
@@ -275,38 +268,30 @@ pub async fn finish_attempts(
     worker: &str,
     finishes: &[Finish],
 ) -> Vec<anyhow::Result<Transition>> {
-    if finishes.len() > 1 {
-        match finish_all_processing(pool, worker, finishes).await {
-            Ok(Some(updated_at)) => {
-                return finishes
-                    .iter()
-                    .map(|_| Ok(Transition::Applied { updated_at }))
-                    .collect();
-            }
-            Ok(None) => {}
-            Err(err) if super::must_fail_whole(&err) => return fail_all(err, finishes.len()),
-            Err(err) => tracing::warn!(
-                tasks = finishes.len(),
-                error = format!("{err:#}"),
-                "batch finish failed; finishing the tasks one by one"
-            ),
-        }
+    let one_by_one = || {
+        futures_util::future::join_all(finishes.iter().map(|finish| {
+            let record = AttemptRecord {
+                attempt: finish.attempt,
+                worker,
+                started_at: finish.started_at,
+            };
+            finish_attempt(
+                pool,
+                finish.task_id,
+                record,
+                finish.outcome,
+                &finish.message,
+            )
+        }))
+    };
+    if finishes.len() < 2 {
+        return one_by_one().await;
     }
-    let singles = finishes.iter().map(|finish| {
-        let record = AttemptRecord {
-            attempt: finish.attempt,
-            worker,
-            started_at: finish.started_at,
-        };
-        finish_attempt(
-            pool,
-            finish.task_id,
-            record,
-            finish.outcome,
-            &finish.message,
-        )
-    });
-    futures_util::future::join_all(singles).await
+    let batch = async {
+        let applied = finish_all_processing(pool, worker, finishes).await?;
+        Ok(applied.map(|updated_at| vec![Transition::Applied { updated_at }; finishes.len()]))
+    };
+    super::batch_or_one_by_one(finishes.len(), "finish", batch, one_by_one).await
 }
 
 /// Finishes every task of `finishes`, if every one is PROCESSING (and none appears twice);

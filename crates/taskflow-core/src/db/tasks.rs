@@ -8,7 +8,6 @@ use anyhow::Context as _;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use sqlx::{MySqlPool, QueryBuilder, Row as _};
 
-use crate::batch::fail_all;
 use crate::domain::{Attempt, Payload, Task, TaskDetail, TaskId, TaskStatus, Title, now_micros};
 
 const TASK_COLUMNS: &str = "id, title, CAST(payload AS CHAR) AS payload, status, \
@@ -40,24 +39,23 @@ pub async fn create_tasks(
     tasks: &[Task],
     grace: Duration,
 ) -> Vec<anyhow::Result<()>> {
+    let one_by_one =
+        || futures_util::future::join_all(tasks.iter().map(|task| create_task(pool, task, grace)));
+    if tasks.len() < 2 {
+        return one_by_one().await;
+    }
     let payloads: Vec<Option<String>> = tasks
         .iter()
         .map(|task| task.payload.to_json_text())
         .collect();
-    let payload_bytes: usize = payloads.iter().flatten().map(String::len).sum();
-    if tasks.len() > 1 && payload_bytes <= BATCH_PAYLOAD_BYTES {
-        match insert_tasks(pool, tasks, &payloads, grace).await {
-            Ok(()) => return tasks.iter().map(|_| Ok(())).collect(),
-            Err(err) if super::is_unreachable(&err) => return fail_all(err, tasks.len()),
-            Err(err) => tracing::warn!(
-                tasks = tasks.len(),
-                error = format!("{err:#}"),
-                "batch insert refused; inserting the tasks one by one"
-            ),
-        }
+    if payloads.iter().flatten().map(String::len).sum::<usize>() > BATCH_PAYLOAD_BYTES {
+        return one_by_one().await;
     }
-    let singles = tasks.iter().map(|task| create_task(pool, task, grace));
-    futures_util::future::join_all(singles).await
+    let batch = async {
+        insert_tasks(pool, tasks, &payloads, grace).await?;
+        Ok(Some(vec![(); tasks.len()]))
+    };
+    super::batch_or_one_by_one(tasks.len(), "insert", batch, one_by_one).await
 }
 
 async fn insert_tasks(
