@@ -88,6 +88,73 @@ async fn every_websocket_client_receives_every_event() {
     }
 }
 
+/// A client that stops reading fills its socket; the server then stops writing to it, and once
+/// it is more than `WS_CLIENT_BUFFER` events behind it is sent a resync notice. Nothing is lost
+/// silently: what the client receives is in order, every gap comes right after a notice, and the
+/// client catches up to the last event. (Events waiting for a client go out several per write,
+/// so this also checks that gathering them keeps their order.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_falls_behind_is_told_to_resync_and_never_loses_events_silently() {
+    use redis::AsyncCommands as _;
+    use taskflow_core::contract::StatusEvent;
+
+    let app = TestApp::spawn_with(Options {
+        vars: vec![("WS_CLIENT_BUFFER", "16".to_owned())],
+        no_worker: true,
+        ..Options::default()
+    })
+    .await;
+    let mut slow = app.ws().await;
+    // 600 events of 32 KiB, about 19 MiB: more than the kernel buffers between the server and
+    // a client that does not read (a few MiB each way), so the server must fall behind.
+    const EVENTS: usize = 600;
+    let filler = "x".repeat(32 * 1024);
+    let redis = redis::Client::open(app.direct.redis.url.as_str()).expect("a Redis URL");
+    let mut publisher = redis
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connecting to Redis");
+    for seq in 0..EVENTS {
+        let event = StatusEvent {
+            task_id: TaskId::new(),
+            status: TaskStatus::Done,
+            updated_at: Utc::now(),
+            message: Some(format!("{seq} {filler}")),
+        };
+        let _: i64 = publisher
+            .publish(&app.direct.redis.channel, event.to_json())
+            .await
+            .expect("publishing a status event");
+    }
+
+    let mut last: Option<usize> = None;
+    let mut notices = 0;
+    let mut after_notice = false;
+    while last != Some(EVENTS - 1) {
+        let taskflow_tests::ws::Received::Event(event) = slow.next().await else {
+            panic!("the stream closed");
+        };
+        if event["event"] == "resync" {
+            notices += 1;
+            after_notice = true;
+            continue;
+        }
+        let message = event["message"].as_str().expect("a message");
+        let seq: usize = message.split(' ').next().unwrap().parse().unwrap();
+        let expected = last.map_or(0, |last| last + 1);
+        assert!(
+            seq == expected || (after_notice && seq > expected),
+            "event {seq} after {last:?} with no resync notice in between"
+        );
+        last = Some(seq);
+        after_notice = false;
+    }
+    assert!(
+        notices > 0,
+        "a client {EVENTS} events behind was never told to resync"
+    );
+}
+
 /// Publishes `message` again for a finished task, then a sentinel task. With a prefetch of 1 the
 /// worker handles deliveries one after the other, so once the sentinel is DONE the duplicate has
 /// been handled, and no event for it may have been seen.

@@ -101,6 +101,12 @@ impl Api {
         let listener = tokio::net::TcpListener::bind(&address)
             .await
             .with_context(|| format!("binding {address}"))?;
+        // Accepted connections inherit TCP_NODELAY from the listener (Linux and the BSDs). A
+        // WebSocket client is sent events back to back; with Nagle on, each small frame after
+        // the first waits for the client's delayed ACK, up to 40 ms.
+        socket2::SockRef::from(&listener)
+            .set_tcp_nodelay(true)
+            .context("setting TCP_NODELAY on the listener")?;
         let local_addr = listener.local_addr().context("reading the bound address")?;
         let acceptor = TcpAcceptor::try_from(listener).context("accepting on the listener")?;
         Ok(Self {

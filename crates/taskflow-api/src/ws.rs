@@ -110,15 +110,22 @@ pub fn router() -> Router {
 }
 
 /// Small buffers per client: what is sent is a few hundred bytes at a time, and with 10,000
-/// clients tungstenite's 128 KiB defaults would cost gigabytes. Writes go out at once
-/// (write buffer 0); nothing much is expected from clients (64 KiB at most per message).
+/// clients tungstenite's 128 KiB defaults would cost gigabytes. Events a client is behind on are
+/// gathered up to `WRITE_BUFFER` bytes and written together (see [`send_waiting`]); nothing much
+/// is expected from clients (64 KiB at most per message).
 fn client_config() -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(4 * 1024)
-        .write_buffer_size(0)
+        .write_buffer_size(WRITE_BUFFER)
         .max_message_size(Some(64 * 1024))
         .max_frame_size(Some(64 * 1024))
 }
+
+/// Bytes of events gathered for a client before they are written to its socket.
+const WRITE_BUFFER: usize = 4 * 1024;
+/// Events sent to a client per wake-up at most, so one far-behind client cannot hold a runtime
+/// thread for long.
+const MAX_EVENTS_PER_WRITE: u64 = 64;
 
 /// A connected client, counted for the limit and the gauge while it lives.
 struct ClientSlot(Arc<Hub>);
@@ -189,21 +196,11 @@ async fn serve_client(
     let mut last_heard = tokio::time::Instant::now();
     loop {
         tokio::select! {
-            event = events.recv() => {
-                let text = match event {
-                    Ok(text) => text,
-                    Err(broadcast::error::RecvError::Lagged(missed)) => {
-                        hub.metrics.ws_dropped.inc_by(missed);
-                        tracing::warn!(missed, "a slow WebSocket client missed events; asking it to resync");
-                        ResyncNotice::new(format!("client fell behind by {missed} events")).to_json().into()
-                    }
-                    Err(broadcast::error::RecvError::Closed) => break,
-                };
-                if socket.send(Message::text(text)).await.is_err() {
-                    return;
-                }
-                hub.metrics.ws_sent.inc();
-            }
+            event = events.recv() => match send_waiting(&mut socket, event, &mut events, &hub).await {
+                Sent::More => {}
+                Sent::HubClosed => break,
+                Sent::SocketFailed => return,
+            },
             incoming = socket.recv() => match incoming {
                 // Clients have nothing to say but pongs (and pings, answered by the protocol
                 // layer); anything they send shows they are alive.
@@ -226,6 +223,68 @@ async fn serve_client(
     let _ = socket
         .send(Message::close_with(GOING_AWAY, "server shutting down"))
         .await;
+}
+
+/// How [`send_waiting`] ended: keep serving the client, or stop (the hub closed: say goodbye;
+/// the socket failed: just drop it).
+enum Sent {
+    More,
+    HubClosed,
+    SocketFailed,
+}
+
+/// Sends `first` and every event already waiting behind it (up to [`MAX_EVENTS_PER_WRITE`]),
+/// then flushes once. A client that keeps up gets each event in its own write, at once; one
+/// that fell behind catches up in a few writes rather than one per event — under a burst to
+/// thousands of clients that is most of the server's work.
+async fn send_waiting(
+    socket: &mut WebSocket,
+    first: Result<Utf8Bytes, broadcast::error::RecvError>,
+    events: &mut broadcast::Receiver<Utf8Bytes>,
+    hub: &Hub,
+) -> Sent {
+    use broadcast::error::{RecvError, TryRecvError};
+    use futures_util::SinkExt as _;
+
+    let mut next = Some(first);
+    let mut sent = 0;
+    let mut outcome = Sent::More;
+    while let Some(event) = next.take() {
+        let text = match event {
+            Ok(text) => text,
+            Err(RecvError::Lagged(missed)) => {
+                hub.metrics.ws_dropped.inc_by(missed);
+                tracing::warn!(
+                    missed,
+                    "a slow WebSocket client missed events; asking it to resync"
+                );
+                ResyncNotice::new(format!("client fell behind by {missed} events"))
+                    .to_json()
+                    .into()
+            }
+            Err(RecvError::Closed) => {
+                outcome = Sent::HubClosed;
+                break;
+            }
+        };
+        if socket.feed(Message::text(text)).await.is_err() {
+            return Sent::SocketFailed;
+        }
+        sent += 1;
+        if sent < MAX_EVENTS_PER_WRITE {
+            next = match events.try_recv() {
+                Ok(text) => Some(Ok(text)),
+                Err(TryRecvError::Empty) => None,
+                Err(TryRecvError::Lagged(missed)) => Some(Err(RecvError::Lagged(missed))),
+                Err(TryRecvError::Closed) => Some(Err(RecvError::Closed)),
+            };
+        }
+    }
+    if socket.flush().await.is_err() {
+        return Sent::SocketFailed;
+    }
+    hub.metrics.ws_sent.inc_by(sent);
+    outcome
 }
 
 async fn wait_for_close(closing: &mut watch::Receiver<bool>) {
