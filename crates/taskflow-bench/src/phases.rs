@@ -217,9 +217,10 @@ async fn post_task(http: &reqwest::Client, url: &str) -> anyhow::Result<String> 
     Ok(body["task_id"].as_str().context("a task_id")?.to_owned())
 }
 
-/// Records when each task's DONE event arrives on one WebSocket connection.
+/// Records when each task's PROCESSING and DONE events arrive on one WebSocket connection.
 pub struct DoneWatcher {
     done: Arc<Mutex<HashMap<String, Instant>>>,
+    processing: Arc<Mutex<HashMap<String, Instant>>>,
     reader: tokio::task::JoinHandle<()>,
 }
 
@@ -227,22 +228,39 @@ impl DoneWatcher {
     pub async fn connect(ws_url: &str) -> anyhow::Result<Self> {
         let (stream, _) = tokio_tungstenite::connect_async(ws_url).await?;
         let done = Arc::new(Mutex::new(HashMap::new()));
-        let record = done.clone();
+        let processing = Arc::new(Mutex::new(HashMap::new()));
+        let (record_done, record_processing) = (done.clone(), processing.clone());
         let reader = tokio::spawn(async move {
             let (_, mut messages) = stream.split();
             while let Some(Ok(message)) = messages.next().await {
+                let at = Instant::now();
                 let Ok(text) = message.to_text() else {
                     continue;
                 };
-                if text.contains("\"DONE\"")
-                    && let Ok(event) = serde_json::from_str::<serde_json::Value>(text)
+                let record = if text.contains("\"DONE\"") {
+                    &record_done
+                } else if text.contains("\"PROCESSING\"") {
+                    &record_processing
+                } else {
+                    continue;
+                };
+                if let Ok(event) = serde_json::from_str::<serde_json::Value>(text)
                     && let Some(id) = event["task_id"].as_str()
                 {
-                    record.lock().await.insert(id.to_owned(), Instant::now());
+                    record.lock().await.insert(id.to_owned(), at);
                 }
             }
         });
-        Ok(Self { done, reader })
+        Ok(Self {
+            done,
+            processing,
+            reader,
+        })
+    }
+
+    /// When each task's PROCESSING event arrived (so far).
+    pub async fn processing(&self) -> HashMap<String, Instant> {
+        self.processing.lock().await.clone()
     }
 
     /// Waits until every id has its DONE (or `timeout`); returns when each arrived.
@@ -312,6 +330,16 @@ pub struct LatencyFigures {
     pub offered_per_second: f64,
     pub latency: Latency,
     pub missing: usize,
+    /// Where the time went, per task: POST sent → 201 received; 201 → PROCESSING seen on the
+    /// WebSocket (broker, worker start); PROCESSING seen → DONE seen (the job and its finish).
+    pub stages: Stages,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Stages {
+    pub created: Latency,
+    pub created_to_processing: Latency,
+    pub processing_to_done: Latency,
 }
 
 /// POST → DONE-on-the-WebSocket latency at a fixed offered rate.
@@ -334,24 +362,44 @@ pub async fn end_to_end_latency(
         let url = url.clone();
         sends.push(tokio::spawn(async move {
             let sent = Instant::now();
-            post_task(&http, &url).await.map(|id| (id, sent))
+            post_task(&http, &url)
+                .await
+                .map(|id| (id, sent, Instant::now()))
         }));
     }
     let mut sent_at = HashMap::new();
     for send in sends {
-        let (id, at) = send.await??;
-        sent_at.insert(id, at);
+        let (id, sent, created) = send.await??;
+        sent_at.insert(id, (sent, created));
     }
     let ids: Vec<String> = sent_at.keys().cloned().collect();
     let done = watcher.wait_all(&ids, Duration::from_secs(30)).await;
+    let processing = watcher.processing().await;
     let latencies = done
         .iter()
-        .map(|(id, at)| at.duration_since(sent_at[id]))
+        .map(|(id, at)| at.duration_since(sent_at[id].0))
         .collect();
+    // A task's events can overtake its 201 (the worker is fast): those stages count as zero.
+    let stage = |from: &dyn Fn(&str) -> Option<Instant>, to: &dyn Fn(&str) -> Option<Instant>| {
+        Latency::of(
+            done.keys()
+                .filter_map(|id| Some(to(id)?.saturating_duration_since(from(id)?)))
+                .collect(),
+        )
+    };
+    let sent = |id: &str| Some(sent_at[id].0);
+    let created = |id: &str| Some(sent_at[id].1);
+    let started = |id: &str| processing.get(id).copied();
+    let finished = |id: &str| done.get(id).copied();
     Ok(LatencyFigures {
         offered_per_second: rate,
         latency: Latency::of(latencies),
         missing: ids.len() - done.len(),
+        stages: Stages {
+            created: stage(&sent, &created),
+            created_to_processing: stage(&created, &started),
+            processing_to_done: stage(&started, &finished),
+        },
     })
 }
 
