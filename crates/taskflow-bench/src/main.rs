@@ -404,6 +404,16 @@ fn render(r: &Report) -> String {
             l.latency.max_ms,
             l.missing
         );
+        let s = &l.stages;
+        md += &format!(
+            "| … of which (p50 / p99) | POST → 201 {:.1} / {:.1} ms; 201 → PROCESSING seen {:.1} / {:.1}; → DONE seen {:.1} / {:.1} |\n",
+            s.created.p50_ms,
+            s.created.p99_ms,
+            s.created_to_processing.p50_ms,
+            s.created_to_processing.p99_ms,
+            s.processing_to_done.p50_ms,
+            s.processing_to_done.p99_ms,
+        );
     }
     for f in &r.fan_out {
         md += &format!(
