@@ -5,7 +5,7 @@
 use insta::assert_json_snapshot;
 use serde_json::json;
 use taskflow_core::domain::TaskStatus;
-use taskflow_tests::{Options, TestApp};
+use taskflow_tests::TestApp;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rest_answers_keep_their_shape() {
@@ -55,11 +55,7 @@ async fn the_status_event_keeps_its_shape() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_task_created_message_keeps_its_shape() {
-    let app = TestApp::spawn_with(Options {
-        no_worker: true,
-        ..Options::default()
-    })
-    .await;
+    let app = TestApp::spawn_without_worker().await;
 
     let id = app.create_task("t", json!({"message": "hi"})).await;
 

@@ -64,11 +64,7 @@ async fn a_task_accepted_while_the_broker_is_down_is_dispatched_after_it_returns
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_killed_mid_batch_leaves_every_task_finished_exactly_once() {
     // Arrange: 200 tasks queued, then a worker process starts on them.
-    let app = TestApp::spawn_with(Options {
-        no_worker: true,
-        ..Options::default()
-    })
-    .await;
+    let app = TestApp::spawn_without_worker().await;
     let mut ws = app.ws().await;
     let ids = app.create_tasks(200).await;
     let mut doomed = app.spawn_worker_process(WORKER_BINARY);
@@ -99,11 +95,7 @@ async fn a_worker_killed_mid_batch_leaves_every_task_finished_exactly_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_mid_burst_finishes_what_was_taken_and_loses_nothing() {
-    let mut app = TestApp::spawn_with(Options {
-        no_worker: true,
-        ..Options::default()
-    })
-    .await;
+    let mut app = TestApp::spawn_without_worker().await;
     let mut ws = app.ws().await;
     let ids = app.create_tasks(100).await;
     let mut draining = app.spawn_worker_process(WORKER_BINARY);

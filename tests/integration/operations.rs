@@ -136,11 +136,7 @@ async fn retries_and_dead_letters_are_counted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_openapi_document_describes_every_route() {
-    let app = TestApp::spawn_with(Options {
-        no_worker: true,
-        ..Options::default()
-    })
-    .await;
+    let app = TestApp::spawn_without_worker().await;
 
     let (status, _, doc) = app.get("/openapi.json").await;
 
@@ -189,11 +185,7 @@ async fn stats_count_by_status_and_minute() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_response_carries_a_request_id_and_keeps_the_callers() {
-    let app = TestApp::spawn_with(Options {
-        no_worker: true,
-        ..Options::default()
-    })
-    .await;
+    let app = TestApp::spawn_without_worker().await;
 
     let (_, headers, _) = app.get("/livez").await;
     assert!(!headers["x-request-id"].is_empty());

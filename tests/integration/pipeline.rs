@@ -202,11 +202,7 @@ async fn a_duplicate_message_for_a_finished_task_changes_nothing_and_announces_n
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_redelivered_after_a_worker_died_mid_task_finishes_it_once() {
     // Arrange: the task was marked PROCESSING by a worker that died before finishing it.
-    let mut app = TestApp::spawn_with(Options {
-        no_worker: true,
-        ..Options::default()
-    })
-    .await;
+    let mut app = TestApp::spawn_without_worker().await;
     let mut ws = app.ws().await;
     let id = app
         .create_task("resumed", json!({"message": "resumed"}))
@@ -316,11 +312,7 @@ async fn batched_starts_and_finishes_give_each_task_what_one_by_one_calls_would(
     use taskflow_core::db::{self, Finish, Started, Transition};
 
     // Arrange: four PENDING tasks, and one already DONE.
-    let app = TestApp::spawn_with(Options {
-        no_worker: true,
-        ..Options::default()
-    })
-    .await;
+    let app = TestApp::spawn_without_worker().await;
     let [a, b, c, d, done] = app.create_tasks(5).await.try_into().unwrap();
     let finish = |id: TaskId, attempt: u32| Finish {
         task_id: id,

@@ -217,6 +217,16 @@ impl TestApp {
         Self::spawn_with(Options::default()).await
     }
 
+    /// A migrated database and the API, no worker: tasks stay as the test arranges them (start
+    /// one later with [`TestApp::start_worker`]).
+    pub async fn spawn_without_worker() -> Self {
+        Self::spawn_with(Options {
+            no_worker: true,
+            ..Options::default()
+        })
+        .await
+    }
+
     pub async fn spawn_with(options: Options) -> Self {
         init_logging();
         let base = services::services().await;
