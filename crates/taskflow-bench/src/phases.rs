@@ -380,25 +380,23 @@ pub async fn end_to_end_latency(
         .map(|(id, at)| at.duration_since(sent_at[id].0))
         .collect();
     // A task's events can overtake its 201 (the worker is fast): those stages count as zero.
-    let stage = |from: &dyn Fn(&str) -> Option<Instant>, to: &dyn Fn(&str) -> Option<Instant>| {
-        Latency::of(
-            done.keys()
-                .filter_map(|id| Some(to(id)?.saturating_duration_since(from(id)?)))
-                .collect(),
-        )
-    };
-    let sent = |id: &str| Some(sent_at[id].0);
-    let created = |id: &str| Some(sent_at[id].1);
-    let started = |id: &str| processing.get(id).copied();
-    let finished = |id: &str| done.get(id).copied();
+    let (mut created, mut to_processing, mut to_done) = (Vec::new(), Vec::new(), Vec::new());
+    for (id, &finished) in &done {
+        let (sent, answered) = sent_at[id];
+        created.push(answered - sent);
+        if let Some(&started) = processing.get(id) {
+            to_processing.push(started.saturating_duration_since(answered));
+            to_done.push(finished.saturating_duration_since(started));
+        }
+    }
     Ok(LatencyFigures {
         offered_per_second: rate,
         latency: Latency::of(latencies),
         missing: ids.len() - done.len(),
         stages: Stages {
-            created: stage(&sent, &created),
-            created_to_processing: stage(&created, &started),
-            processing_to_done: stage(&started, &finished),
+            created: Latency::of(created),
+            created_to_processing: Latency::of(to_processing),
+            processing_to_done: Latency::of(to_done),
         },
     })
 }
