@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use xshell::{Shell, cmd};
 
-const USAGE: &str = "usage: cargo xtask <migrate | up [--provision auto|binaries] | down | test | soak | bench [--quick]>";
+const USAGE: &str = "usage: cargo xtask <migrate | up [--provision auto|binaries] | down | test | soak | bench [--quick] [--url URL] [--only PHASES]>";
 
 fn main() -> anyhow::Result<()> {
     env::load_dotenv(&project_root().join(".env"))?;
@@ -31,7 +31,7 @@ fn main() -> anyhow::Result<()> {
         Some("down") => up::down(),
         Some("test") => test(&sh),
         Some("soak") => soak(&sh),
-        Some("bench") => bench(&sh, std::env::args().any(|arg| arg == "--quick")),
+        Some("bench") => bench(&sh, &std::env::args().skip(2).collect::<Vec<_>>()),
         Some("help" | "--help" | "-h") => {
             println!("{USAGE}");
             Ok(())
@@ -96,7 +96,7 @@ fn test(sh: &Shell) -> anyhow::Result<()> {
     stack_suites(sh)?;
     throwaway_smoke(sh)?;
     // The benchmark tool, in its short mode, so it keeps working (its figures are not judged).
-    bench(sh, true)
+    bench(sh, &["--quick".to_owned()])
 }
 
 /// `cargo xtask up`'s fourth way, for real: throwaway MariaDB, RabbitMQ and Redis from the
@@ -239,8 +239,10 @@ fn suite_env() -> Vec<(String, String)> {
 }
 
 /// The benchmarks, on release builds (debug ones for `--quick`, which only keeps the tool
-/// working), against the services the environment names (as for `test`).
-fn bench(sh: &Shell, quick: bool) -> anyhow::Result<()> {
+/// working), against the services the environment names (as for `test`), or against a running
+/// stack (`--url`). The arguments go to `taskflow-bench` as they are.
+fn bench(sh: &Shell, args: &[String]) -> anyhow::Result<()> {
+    let quick = args.iter().any(|arg| arg == "--quick");
     let profile = if quick { "dev" } else { "release" };
     cmd!(
         sh,
@@ -252,7 +254,6 @@ fn bench(sh: &Shell, quick: bool) -> anyhow::Result<()> {
         .join("target")
         .join(dir)
         .join("taskflow-bench");
-    let args: &[&str] = if quick { &["--quick"] } else { &[] };
     cmd!(sh, "{bench} {args...}")
         .run()
         .context("the benchmark failed")?;

@@ -63,11 +63,17 @@ impl Plan {
 struct Report {
     machine: Machine,
     quick: bool,
-    ceilings: Ceilings,
+    /// `null` for a stack the bench started; the URL of a running stack otherwise.
+    url: Option<String>,
+    /// The phases run (`--only` may leave some out).
+    phases: Vec<Phase>,
+    ceilings: Option<Ceilings>,
+    /// Whether the create phase ran with the workers stopped (a running stack keeps its own).
+    create_with_workers_stopped: bool,
     create: Vec<CreateFigures>,
-    create_vs_insert_ceiling_at_64: f64,
-    pipeline: PipelineFigures,
-    pipeline_vs_three_commit_ceiling: f64,
+    create_vs_insert_ceiling_at_64: Option<f64>,
+    pipeline: Option<PipelineFigures>,
+    pipeline_vs_three_commit_ceiling: Option<f64>,
     latency: Vec<LatencyFigures>,
     fan_out: Vec<FanOutFigures>,
     worker_scaling: Vec<(usize, f64)>,
@@ -90,147 +96,302 @@ struct Ceilings {
     redis_publish_per_second: f64,
 }
 
+/// The phases, in the order they run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+enum Phase {
+    Ceilings,
+    Create,
+    Pipeline,
+    Latency,
+    FanOut,
+    Scaling,
+}
+
+impl Phase {
+    const ALL: [Phase; 6] = [
+        Phase::Ceilings,
+        Phase::Create,
+        Phase::Pipeline,
+        Phase::Latency,
+        Phase::FanOut,
+        Phase::Scaling,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Phase::Ceilings => "ceilings",
+            Phase::Create => "create",
+            Phase::Pipeline => "pipeline",
+            Phase::Latency => "latency",
+            Phase::FanOut => "fan-out",
+            Phase::Scaling => "scaling",
+        }
+    }
+}
+
+const USAGE: &str = "usage: taskflow-bench [--quick] [--url http://HOST:PORT] [--only PHASE,...]
+  --quick   small sizes, one run each (CI keeps the tool working with it)
+  --url     measure a stack already running there, on the services and names its own
+            variables give (DB_URL, RABBITMQ_URL, REDIS_URL, TASK_QUEUE, STATUS_CHANNEL,
+            API_TOKEN); without it the bench starts a stack of its own on TEST_DB_URL,
+            TEST_RABBITMQ_URL and TEST_REDIS_URL
+  --only    some of: ceilings, create, pipeline, latency, fan-out, scaling
+            (latency runs at shares of the pipeline's rate, so it brings the pipeline along)";
+
+struct Args {
+    quick: bool,
+    url: Option<String>,
+    phases: Vec<Phase>,
+}
+
+impl Args {
+    fn parse(args: impl IntoIterator<Item = String>) -> anyhow::Result<Self> {
+        let mut parsed = Self {
+            quick: false,
+            url: None,
+            phases: Phase::ALL.to_vec(),
+        };
+        let mut args = args.into_iter();
+        while let Some(arg) = args.next() {
+            let (flag, inline) = match arg.split_once('=') {
+                Some((flag, value)) => (flag.to_owned(), Some(value.to_owned())),
+                None => (arg.clone(), None),
+            };
+            let mut value = || {
+                inline
+                    .clone()
+                    .or_else(|| args.next())
+                    .with_context(|| format!("{flag} needs a value\n{USAGE}"))
+            };
+            match flag.as_str() {
+                "--quick" => parsed.quick = true,
+                "--url" => parsed.url = Some(value()?),
+                "--only" => {
+                    let names = value()?;
+                    let mut only = Vec::new();
+                    for name in names.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+                        let phase = Phase::ALL
+                            .into_iter()
+                            .find(|phase| phase.name() == name)
+                            .with_context(|| format!("--only: no phase `{name}`\n{USAGE}"))?;
+                        only.push(phase);
+                    }
+                    anyhow::ensure!(!only.is_empty(), "--only needs a phase\n{USAGE}");
+                    if only.contains(&Phase::Latency) {
+                        only.push(Phase::Pipeline);
+                    }
+                    parsed.phases = Phase::ALL
+                        .into_iter()
+                        .filter(|phase| only.contains(phase))
+                        .collect();
+                }
+                _ => anyhow::bail!("unknown argument `{arg}`\n{USAGE}"),
+            }
+        }
+        Ok(parsed)
+    }
+
+    fn runs(&self, phase: Phase) -> bool {
+        self.phases.contains(&phase)
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let quick = args.iter().any(|arg| arg == "--quick");
-    let plan = if quick { Plan::quick() } else { Plan::full() };
+    if args.iter().any(|arg| arg == "-h" || arg == "--help") {
+        println!("{USAGE}");
+        return Ok(());
+    }
+    let args = match Args::parse(args) {
+        Ok(args) => args,
+        Err(err) => {
+            eprintln!("taskflow-bench: {err:#}");
+            std::process::exit(2);
+        }
+    };
+    let plan = if args.quick {
+        Plan::quick()
+    } else {
+        Plan::full()
+    };
     let fds = stack::raise_fd_limit();
-    let env = environment()?;
+    let env = environment(args.url.is_some())?;
     println!(
         "taskflow-bench ({}), file descriptors: {fds}",
-        if quick { "quick" } else { "full" }
+        if args.quick { "quick" } else { "full" }
     );
 
     let admin = sqlx::MySqlPool::connect(&env.mysql)
         .await
-        .context("connecting to MySQL (TEST_DB_URL)")?;
-    let mut stack = Stack::start(&env, 1)?;
+        .context("connecting to MySQL")?;
+    let mut stack = match &args.url {
+        Some(url) => Stack::attach(&env, url)?,
+        None => Stack::start(&env, 1)?,
+    };
     phases::wait_for_consumers(&env, 1).await?;
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(256)
-        .build()?;
-    let api = format!("http://{}", stack.api_address);
+    let api = api_client(&stack, &env)?;
+    let run_started = chrono::Utc::now();
     let mut usage = Vec::new();
-    let mut phase = |name: &str, before: Usage, stack: &Stack| {
-        usage.push((name.to_owned(), before.until(&stack.usage())));
+    let mut phase = |name: &str, before: Option<Usage>, stack: &Stack| {
+        if let (Some(before), Some(after)) = (before, stack.usage()) {
+            usage.push((name.to_owned(), before.until(&after)));
+        }
+    };
+    let steps = args.phases.len();
+    let mut step = 0;
+    let mut announce = |what: &str| {
+        step += 1;
+        println!("{step}/{steps} {what}");
     };
 
-    println!("1/6 raw ceilings");
-    let before = stack.usage();
-    let ceiling = Duration::from_secs(plan.ceiling_seconds);
-    let mut inserts = Vec::new();
-    let mut publishes = Vec::new();
-    let mut redis = Vec::new();
-    for _ in 0..plan.runs {
-        inserts.push(phases::insert_ceiling(&env, 64, ceiling).await?);
-        publishes.push(phases::publish_ceiling(&env, if quick { 5_000 } else { 50_000 }).await?);
-        redis.push(phases::redis_ceiling(&env, 16, ceiling).await?);
-    }
-    let ceilings = Ceilings {
-        insert_commit_per_second_at_64: median(inserts),
-        confirmed_publish_per_second: median(publishes),
-        redis_publish_per_second: median(redis),
-    };
-    phase("ceilings", before, &stack);
-
-    // The create path alone: with the workers stopped, MySQL's time goes to the API's INSERTs,
-    // as in the INSERT ceiling it is compared with. The tasks wait in the queue meanwhile.
-    println!("2/6 create throughput (workers stopped)");
-    stack.set_workers(0)?;
-    let before = stack.usage();
-    let mut create = Vec::new();
-    for concurrency in [1, 16, 64] {
-        let mut runs = Vec::new();
+    let mut ceilings = None;
+    if args.runs(Phase::Ceilings) {
+        announce("raw ceilings");
+        let before = stack.usage();
+        let ceiling = Duration::from_secs(plan.ceiling_seconds);
+        let mut inserts = Vec::new();
+        let mut publishes = Vec::new();
+        let mut redis = Vec::new();
         for _ in 0..plan.runs {
-            runs.push(
-                phases::create_throughput(
-                    &http,
-                    &format!("{api}/tasks"),
-                    concurrency,
-                    Duration::from_secs(plan.create_seconds),
+            inserts.push(phases::insert_ceiling(&env, 64, ceiling).await?);
+            publishes.push(
+                phases::publish_ceiling(&env, if args.quick { 5_000 } else { 50_000 }).await?,
+            );
+            redis.push(phases::redis_ceiling(&env, 16, ceiling).await?);
+        }
+        ceilings = Some(Ceilings {
+            insert_commit_per_second_at_64: median(inserts),
+            confirmed_publish_per_second: median(publishes),
+            redis_publish_per_second: median(redis),
+        });
+        phase("ceilings", before, &stack);
+    }
+
+    let mut create = Vec::new();
+    if args.runs(Phase::Create) {
+        // The create path alone: with the workers stopped, MySQL's time goes to the API's
+        // INSERTs, as in the INSERT ceiling it is compared with. The tasks wait in the queue.
+        // A running stack's workers are its own: they keep working.
+        if stack.is_own() {
+            announce("create throughput (workers stopped)");
+            stack.set_workers(0)?;
+        } else {
+            announce("create throughput (the stack's workers running)");
+        }
+        let before = stack.usage();
+        for concurrency in [1, 16, 64] {
+            let mut runs = Vec::new();
+            for _ in 0..plan.runs {
+                runs.push(
+                    phases::create_throughput(
+                        &api,
+                        concurrency,
+                        Duration::from_secs(plan.create_seconds),
+                    )
+                    .await?,
+                );
+            }
+            runs.sort_by(|a, b| a.requests_per_second.total_cmp(&b.requests_per_second));
+            create.push(runs[runs.len() / 2]);
+        }
+        phase("create", before, &stack);
+        // Let a worker finish the backlog the create phase left, so it does not skew the next.
+        if stack.is_own() {
+            stack.set_workers(1)?;
+            phases::wait_for_consumers(&env, 1).await?;
+        }
+        drain(&env, &admin, &api.title, run_started).await?;
+    }
+
+    let mut pipeline = None;
+    if args.runs(Phase::Pipeline) {
+        announce(&format!(
+            "pipeline throughput ({} tasks)",
+            plan.pipeline_tasks
+        ));
+        let before = stack.usage();
+        let mut pipelines = Vec::new();
+        for _ in 0..plan.runs {
+            pipelines.push(phases::pipeline_throughput(&api, plan.pipeline_tasks).await?);
+        }
+        pipelines.sort_by(|a, b| a.tasks_per_second.total_cmp(&b.tasks_per_second));
+        pipeline = Some(pipelines[pipelines.len() / 2]);
+        phase("pipeline", before, &stack);
+    }
+
+    let mut latency = Vec::new();
+    if let Some(pipeline) = pipeline.filter(|_| args.runs(Phase::Latency)) {
+        announce("end-to-end latency at 10%, 50%, 90% of the pipeline's throughput");
+        let before = stack.usage();
+        for share in [0.1, 0.5, 0.9] {
+            latency.push(
+                phases::end_to_end_latency(
+                    &api,
+                    pipeline.tasks_per_second * share,
+                    Duration::from_secs(plan.latency_seconds),
                 )
                 .await?,
             );
         }
-        runs.sort_by(|a, b| a.requests_per_second.total_cmp(&b.requests_per_second));
-        create.push(runs[runs.len() / 2]);
+        phase("latency", before, &stack);
     }
-    phase("create", before, &stack);
-    // Let a worker finish the backlog the create phase left, so it does not skew the next.
-    stack.set_workers(1)?;
-    phases::wait_for_consumers(&env, 1).await?;
-    drain(&env, &admin).await?;
 
-    println!("3/6 pipeline throughput ({} tasks)", plan.pipeline_tasks);
-    let before = stack.usage();
-    let mut pipelines = Vec::new();
-    for _ in 0..plan.runs {
-        pipelines.push(
-            phases::pipeline_throughput(&http, &api, &stack.ws_url(), plan.pipeline_tasks).await?,
-        );
-    }
-    pipelines.sort_by(|a, b| a.tasks_per_second.total_cmp(&b.tasks_per_second));
-    let pipeline = pipelines[pipelines.len() / 2];
-    phase("pipeline", before, &stack);
-
-    println!("4/6 end-to-end latency at 10%, 50%, 90% of the pipeline's throughput");
-    let before = stack.usage();
-    let mut latency = Vec::new();
-    for share in [0.1, 0.5, 0.9] {
-        latency.push(
-            phases::end_to_end_latency(
-                &http,
-                &api,
-                &stack.ws_url(),
-                pipeline.tasks_per_second * share,
-                Duration::from_secs(plan.latency_seconds),
-            )
-            .await?,
-        );
-    }
-    phase("latency", before, &stack);
-
-    println!("5/6 WebSocket fan-out");
-    let before = stack.usage();
     let mut fan_out = Vec::new();
-    for &clients in &plan.fan_out_clients {
-        let api_rss = || stack.usage().api.rss_mb;
-        fan_out.push(
-            phases::websocket_fan_out(
-                &env,
-                &stack.ws_url(),
-                clients,
-                plan.fan_out_events,
-                10.0,
-                api_rss,
-            )
-            .await?,
-        );
-    }
-    phase("fan_out", before, &stack);
-
-    println!("6/6 worker scaling");
-    let mut worker_scaling = Vec::new();
-    for &workers in &plan.workers {
-        stack.set_workers(workers)?;
-        phases::wait_for_consumers(&env, workers as u32).await?;
-        drain(&env, &admin).await?;
+    if args.runs(Phase::FanOut) {
+        announce("WebSocket fan-out");
         let before = stack.usage();
-        let figures =
-            phases::pipeline_throughput(&http, &api, &stack.ws_url(), plan.scaling_tasks).await?;
-        worker_scaling.push((workers, figures.tasks_per_second));
-        phase(&format!("scaling_{workers}_workers"), before, &stack);
+        for &clients in &plan.fan_out_clients {
+            let api_rss = || stack.usage().map_or(0.0, |usage| usage.api.rss_mb);
+            fan_out.push(
+                phases::websocket_fan_out(
+                    &env,
+                    &api.ws_url,
+                    clients,
+                    plan.fan_out_events,
+                    10.0,
+                    api_rss,
+                )
+                .await?,
+            );
+        }
+        phase("fan_out", before, &stack);
     }
+
+    let mut worker_scaling = Vec::new();
+    if args.runs(Phase::Scaling) {
+        if stack.is_own() {
+            announce("worker scaling");
+            for &workers in &plan.workers {
+                stack.set_workers(workers)?;
+                phases::wait_for_consumers(&env, workers as u32).await?;
+                drain(&env, &admin, &api.title, run_started).await?;
+                let before = stack.usage();
+                let figures = phases::pipeline_throughput(&api, plan.scaling_tasks).await?;
+                worker_scaling.push((workers, figures.tasks_per_second));
+                phase(&format!("scaling_{workers}_workers"), before, &stack);
+            }
+        } else {
+            announce("worker scaling: skipped (a running stack's workers are not the bench's)");
+        }
+    }
+    let own_stack = stack.is_own();
     drop(stack);
 
+    let insert_ceiling = ceilings.as_ref().map(|c| c.insert_commit_per_second_at_64);
     let report = Report {
         machine: machine(&admin, &env).await,
-        quick,
-        create_vs_insert_ceiling_at_64: create[2].requests_per_second
-            / ceilings.insert_commit_per_second_at_64,
-        pipeline_vs_three_commit_ceiling: pipeline.tasks_per_second
-            / (ceilings.insert_commit_per_second_at_64 / 3.0),
+        quick: args.quick,
+        url: args.url.clone(),
+        phases: args.phases.clone(),
+        create_with_workers_stopped: own_stack,
+        create_vs_insert_ceiling_at_64: insert_ceiling
+            .zip(create.get(2))
+            .map(|(ceiling, at_64)| at_64.requests_per_second / ceiling),
+        pipeline_vs_three_commit_ceiling: insert_ceiling
+            .zip(pipeline)
+            .map(|(ceiling, pipeline)| pipeline.tasks_per_second / (ceiling / 3.0)),
         ceilings,
         create,
         pipeline,
@@ -239,19 +400,59 @@ async fn main() -> anyhow::Result<()> {
         worker_scaling,
         usage,
     };
-    phases::clean_up(&env, &admin).await?;
+    if own_stack {
+        phases::clean_up(&env, &admin).await?;
+    }
     write_report(&report)?;
     Ok(())
 }
 
-/// Waits until no task of this run is PENDING or PROCESSING.
-async fn drain(env: &Env, admin: &sqlx::MySqlPool) -> anyhow::Result<()> {
+/// How the load generator reaches the API. `API_TOKEN`, if set (a stack the bench starts
+/// inherits it too), goes with every request, and with the WebSocket as `?token=`.
+fn api_client(stack: &Stack, env: &Env) -> anyhow::Result<phases::Api> {
+    let token = std::env::var("API_TOKEN")
+        .ok()
+        .filter(|token| !token.is_empty());
+    let mut headers = reqwest::header::HeaderMap::new();
+    let mut ws_url = stack.ws_url();
+    if let Some(token) = &token {
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {token}")
+                .parse()
+                .context("API_TOKEN is not a valid header value")?,
+        );
+        ws_url = format!("{ws_url}?token={token}");
+    }
+    Ok(phases::Api {
+        http: reqwest::Client::builder()
+            .pool_max_idle_per_host(256)
+            .default_headers(headers)
+            .build()?,
+        tasks_url: format!("{}/tasks", stack.api_url),
+        ws_url,
+        title: env.prefix.clone(),
+    })
+}
+
+/// Waits until no task this run created is PENDING or PROCESSING.
+async fn drain(
+    env: &Env,
+    admin: &sqlx::MySqlPool,
+    title: &str,
+    since: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<()> {
     let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    // A minute of slack, in case the API's clock is behind this one.
+    let since = (since - chrono::Duration::minutes(1)).naive_utc();
     loop {
         let open: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT COUNT(*) FROM `{}`.tasks WHERE status IN ('PENDING', 'PROCESSING')",
+            "SELECT COUNT(*) FROM `{}`.tasks WHERE created_at >= ? AND title = ? \
+             AND status IN ('PENDING', 'PROCESSING')",
             env.database
         )))
+        .bind(since)
+        .bind(title)
         .fetch_one(admin)
         .await?;
         if open == 0 {
@@ -265,26 +466,55 @@ async fn drain(env: &Env, admin: &sqlx::MySqlPool) -> anyhow::Result<()> {
     }
 }
 
-fn environment() -> anyhow::Result<Env> {
+/// The services and names: for a stack the bench starts, the test services (`TEST_DB_URL`, …)
+/// and names unique to this run; for a running stack, the variables it reads itself.
+fn environment(running: bool) -> anyhow::Result<Env> {
+    let suffix = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
+    let prefix = format!("bench-{suffix}");
+    let bin_dir = stack::own_dir()?;
+    if running {
+        let settings = taskflow_core::config::Settings::from_env()?;
+        let db_url = settings.db.url;
+        let database = db_url
+            .rsplit_once('/')
+            .map(|(_, rest)| rest.split('?').next().unwrap_or(rest).to_owned())
+            .filter(|name| !name.is_empty())
+            .context("DB_URL names no database")?;
+        return Ok(Env {
+            bin_dir,
+            mysql: db_url.clone(),
+            database,
+            db_url,
+            rabbitmq: settings.amqp.url,
+            redis: settings.redis.url,
+            queue: settings.amqp.queue,
+            channel: settings.redis.channel,
+            prefix,
+        });
+    }
     let var = |names: &[&str], default: &str| {
         names
             .iter()
             .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
             .unwrap_or_else(|| default.to_owned())
     };
-    let suffix = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
+    let mysql = var(&["TEST_DB_URL"], "mysql://taskflow:taskflow@127.0.0.1:3306")
+        .trim_end_matches('/')
+        .to_owned();
+    let database = format!("taskflow_bench_{suffix}");
     Ok(Env {
-        bin_dir: stack::own_dir()?,
-        mysql: var(&["TEST_DB_URL"], "mysql://taskflow:taskflow@127.0.0.1:3306")
-            .trim_end_matches('/')
-            .to_owned(),
+        bin_dir,
+        db_url: format!("{mysql}/{database}"),
+        mysql,
+        database,
         rabbitmq: var(
             &["TEST_RABBITMQ_URL", "RABBITMQ_URL"],
             "amqp://guest:guest@127.0.0.1:5672/%2f",
         ),
         redis: var(&["TEST_REDIS_URL", "REDIS_URL"], "redis://127.0.0.1:6379"),
-        database: format!("taskflow_bench_{suffix}"),
-        prefix: format!("bench-{suffix}"),
+        queue: format!("{prefix}.task.created"),
+        channel: format!("{prefix}.task.status"),
+        prefix,
     })
 }
 
@@ -363,37 +593,53 @@ fn render(r: &Report) -> String {
             " (median of 3 runs)"
         }
     );
+    if let Some(url) = &r.url {
+        md += &format!("Stack: the one running at {url} (its services, names and workers).\n\n");
+    }
     md += "| Measure | Result |\n| --- | --- |\n";
-    md += &format!(
-        "| Raw ceiling: INSERT+COMMIT at concurrency 64 | {:.0}/s |\n",
-        r.ceilings.insert_commit_per_second_at_64
-    );
-    md += &format!(
-        "| Raw ceiling: confirmed AMQP publishes | {:.0}/s |\n",
-        r.ceilings.confirmed_publish_per_second
-    );
-    md += &format!(
-        "| Raw ceiling: Redis PUBLISH | {:.0}/s |\n",
-        r.ceilings.redis_publish_per_second
-    );
+    if let Some(c) = &r.ceilings {
+        md += &format!(
+            "| Raw ceiling: INSERT+COMMIT at concurrency 64 | {:.0}/s |\n",
+            c.insert_commit_per_second_at_64
+        );
+        md += &format!(
+            "| Raw ceiling: confirmed AMQP publishes | {:.0}/s |\n",
+            c.confirmed_publish_per_second
+        );
+        md += &format!(
+            "| Raw ceiling: Redis PUBLISH | {:.0}/s |\n",
+            c.redis_publish_per_second
+        );
+    }
+    let workers = if r.create_with_workers_stopped {
+        "workers stopped"
+    } else {
+        "workers running"
+    };
     for c in &r.create {
         md += &format!(
-            "| `POST /tasks` at concurrency {} (workers stopped) | {:.0}/s, p50 {:.1} ms, p99 {:.1} ms |\n",
+            "| `POST /tasks` at concurrency {} ({workers}) | {:.0}/s, p50 {:.1} ms, p99 {:.1} ms |\n",
             c.concurrency, c.requests_per_second, c.latency.p50_ms, c.latency.p99_ms
         );
     }
-    md += &format!(
-        "| Create at 64 vs INSERT ceiling | {:.0}% |\n",
-        r.create_vs_insert_ceiling_at_64 * 100.0
-    );
-    md += &format!(
-        "| Pipeline: {} tasks to DONE on a WebSocket | {:.0} tasks/s ({} finished in {:.1} s) |\n",
-        r.pipeline.tasks, r.pipeline.tasks_per_second, r.pipeline.finished, r.pipeline.seconds
-    );
-    md += &format!(
-        "| Pipeline vs three-commit ceiling | {:.0}% |\n",
-        r.pipeline_vs_three_commit_ceiling * 100.0
-    );
+    if let Some(ratio) = r.create_vs_insert_ceiling_at_64 {
+        md += &format!(
+            "| Create at 64 vs INSERT ceiling | {:.0}% |\n",
+            ratio * 100.0
+        );
+    }
+    if let Some(p) = &r.pipeline {
+        md += &format!(
+            "| Pipeline: {} tasks to DONE on a WebSocket | {:.0} tasks/s ({} finished in {:.1} s) |\n",
+            p.tasks, p.tasks_per_second, p.finished, p.seconds
+        );
+    }
+    if let Some(ratio) = r.pipeline_vs_three_commit_ceiling {
+        md += &format!(
+            "| Pipeline vs three-commit ceiling | {:.0}% |\n",
+            ratio * 100.0
+        );
+    }
     for l in &r.latency {
         md += &format!(
             "| End-to-end at {:.0} tasks/s | p50 {:.1} ms, p90 {:.1}, p99 {:.1}, max {:.1} ({} missing) |\n",
@@ -427,8 +673,14 @@ fn render(r: &Report) -> String {
             f.api_rss_mb
         );
     }
+    if r.url.is_some() && r.phases.contains(&Phase::Scaling) {
+        md += "| Worker scaling | not measured: a running stack's workers are not the bench's to start |\n";
+    }
     for (workers, rate) in &r.worker_scaling {
         md += &format!("| Pipeline with {workers} worker(s) | {rate:.0} tasks/s |\n");
+    }
+    if r.usage.is_empty() {
+        return md;
     }
     md += "\n| Phase | API CPU s | API RSS MB | Workers CPU s | Workers RSS MB |\n| --- | --- | --- | --- | --- |\n";
     for (name, u) in &r.usage {

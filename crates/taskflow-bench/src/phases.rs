@@ -19,6 +19,18 @@ use tokio::sync::Mutex;
 use crate::stack::Env;
 use crate::stats::Latency;
 
+/// The API under load, as the load generator's clients reach it.
+#[derive(Clone)]
+pub struct Api {
+    pub http: reqwest::Client,
+    /// `POST` here creates a task.
+    pub tasks_url: String,
+    pub ws_url: String,
+    /// Every task this run creates has this title, so the run can tell its own tasks apart in a
+    /// database it shares.
+    pub title: String,
+}
+
 /// Single-row INSERT + COMMIT per second into a scratch table, at `concurrency`.
 pub async fn insert_ceiling(
     env: &Env,
@@ -27,20 +39,23 @@ pub async fn insert_ceiling(
 ) -> anyhow::Result<f64> {
     let pool = sqlx::mysql::MySqlPoolOptions::new()
         .max_connections(concurrency as u32)
-        .connect(&env.db_url())
+        .connect(&env.db_url)
         .await
         .context("connecting to MySQL")?;
-    sqlx::query(
-        "CREATE TABLE IF NOT EXISTS bench_scratch \
-         (id BIGINT AUTO_INCREMENT PRIMARY KEY, body VARCHAR(255) NOT NULL)",
-    )
+    let table = format!("{}_scratch", env.prefix.replace('-', "_"));
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "CREATE TABLE IF NOT EXISTS `{table}` \
+         (id BIGINT AUTO_INCREMENT PRIMARY KEY, body VARCHAR(255) NOT NULL)"
+    )))
     .execute(&pool)
     .await?;
+    let insert = format!("INSERT INTO `{table}` (body) VALUES ('ceiling')");
     let shared = pool.clone();
     let count = run_for(concurrency, duration, move |_| {
         let pool = shared.clone();
+        let insert = insert.clone();
         async move {
-            sqlx::query("INSERT INTO bench_scratch (body) VALUES ('ceiling')")
+            sqlx::query(sqlx::AssertSqlSafe(insert))
                 .execute(&pool)
                 .await
                 .map(|_| ())
@@ -48,7 +63,7 @@ pub async fn insert_ceiling(
         }
     })
     .await?;
-    sqlx::query("DROP TABLE bench_scratch")
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP TABLE `{table}`")))
         .execute(&pool)
         .await?;
     pool.close().await;
@@ -169,8 +184,7 @@ pub struct CreateFigures {
 
 /// `POST /tasks` requests per second at `concurrency`, with latencies.
 pub async fn create_throughput(
-    http: &reqwest::Client,
-    url: &str,
+    api: &Api,
     concurrency: usize,
     duration: Duration,
 ) -> anyhow::Result<CreateFigures> {
@@ -178,13 +192,12 @@ pub async fn create_throughput(
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
-        let http = http.clone();
-        let url = url.to_owned();
+        let api = api.clone();
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             while Instant::now() < deadline {
                 let sent = Instant::now();
-                post_task(&http, &url).await?;
+                post_task(&api).await?;
                 latencies.push(sent.elapsed());
             }
             anyhow::Ok(latencies)
@@ -202,10 +215,11 @@ pub async fn create_throughput(
     })
 }
 
-async fn post_task(http: &reqwest::Client, url: &str) -> anyhow::Result<String> {
-    let response = http
-        .post(url)
-        .json(&serde_json::json!({"title": "bench", "payload": {"message": "bench"}}))
+async fn post_task(api: &Api) -> anyhow::Result<String> {
+    let response = api
+        .http
+        .post(&api.tasks_url)
+        .json(&serde_json::json!({"title": api.title, "payload": {"message": "bench"}}))
         .send()
         .await?;
     anyhow::ensure!(
@@ -297,17 +311,11 @@ pub struct PipelineFigures {
 
 /// `tasks` submitted as fast as accepted (64 at a time); tasks per second until the last DONE
 /// is seen on a WebSocket.
-pub async fn pipeline_throughput(
-    http: &reqwest::Client,
-    api: &str,
-    ws_url: &str,
-    tasks: usize,
-) -> anyhow::Result<PipelineFigures> {
-    let watcher = DoneWatcher::connect(ws_url).await?;
-    let url = format!("{api}/tasks");
+pub async fn pipeline_throughput(api: &Api, tasks: usize) -> anyhow::Result<PipelineFigures> {
+    let watcher = DoneWatcher::connect(&api.ws_url).await?;
     let started = Instant::now();
     let ids = futures_util::stream::iter(0..tasks)
-        .map(|_| post_task(http, &url))
+        .map(|_| post_task(api))
         .buffer_unordered(64)
         .collect::<Vec<_>>()
         .await
@@ -344,27 +352,21 @@ pub struct Stages {
 
 /// POST → DONE-on-the-WebSocket latency at a fixed offered rate.
 pub async fn end_to_end_latency(
-    http: &reqwest::Client,
-    api: &str,
-    ws_url: &str,
+    api: &Api,
     rate: f64,
     duration: Duration,
 ) -> anyhow::Result<LatencyFigures> {
-    let watcher = DoneWatcher::connect(ws_url).await?;
-    let url = format!("{api}/tasks");
+    let watcher = DoneWatcher::connect(&api.ws_url).await?;
     let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / rate.max(0.1)));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let deadline = Instant::now() + duration;
     let mut sends = Vec::new();
     while Instant::now() < deadline {
         ticks.tick().await;
-        let http = http.clone();
-        let url = url.clone();
+        let api = api.clone();
         sends.push(tokio::spawn(async move {
             let sent = Instant::now();
-            post_task(&http, &url)
-                .await
-                .map(|id| (id, sent, Instant::now()))
+            post_task(&api).await.map(|id| (id, sent, Instant::now()))
         }));
     }
     let mut sent_at = HashMap::new();
@@ -483,7 +485,7 @@ pub async fn websocket_fan_out(
             "message": format!("{marker}-{seq}"),
         });
         redis::cmd("PUBLISH")
-            .arg(env.channel())
+            .arg(&env.channel)
             .arg(event.to_string())
             .query_async::<i64>(&mut publisher)
             .await?;
@@ -523,27 +525,44 @@ fn sent_time(text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
 /// Consumers attached to the work queue (to know the workers are up before measuring).
 pub async fn wait_for_consumers(env: &Env, count: u32) -> anyhow::Result<()> {
     let connection = lapin::Connection::connect(&env.rabbitmq, Default::default()).await?;
-    let channel = connection.create_channel().await?;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let queue = channel
+        // Passive: the queue is the stack's, declared with whatever arguments it chose. Until a
+        // worker has declared it, the lookup fails and closes its channel: a new one each time.
+        let channel = connection.create_channel().await?;
+        let found = channel
             .queue_declare(
-                env.queue().as_str().into(),
-                QueueDeclareOptions::durable(),
+                env.queue.as_str().into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..QueueDeclareOptions::default()
+                },
                 FieldTable::default(),
             )
-            .await?;
-        if queue.consumer_count() >= count {
-            break;
+            .await;
+        match found {
+            Ok(queue) if queue.consumer_count() >= count => break,
+            Ok(queue) => anyhow::ensure!(
+                Instant::now() < deadline,
+                "{} of {count} workers attached to {} in time",
+                queue.consumer_count(),
+                env.queue
+            ),
+            Err(err) => anyhow::ensure!(
+                Instant::now() < deadline,
+                "the queue {} is not there: {err}",
+                env.queue
+            ),
         }
-        anyhow::ensure!(Instant::now() < deadline, "workers did not attach in time");
+        let _ = channel.close(200, "looked".into()).await;
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let _ = connection.close(200, "done".into()).await;
     Ok(())
 }
 
-/// Removes what the run created: its database, queues and exchange.
+/// Removes what the run created for the stack it started: its database, queues and exchange.
+/// (A running stack's names are its own; the ceilings remove their scratch names themselves.)
 pub async fn clean_up(env: &Env, pool: &MySqlPool) -> anyhow::Result<()> {
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "DROP DATABASE IF EXISTS `{}`",
@@ -553,8 +572,8 @@ pub async fn clean_up(env: &Env, pool: &MySqlPool) -> anyhow::Result<()> {
     .await?;
     let connection = lapin::Connection::connect(&env.rabbitmq, Default::default()).await?;
     let p = &env.prefix;
-    let mut queues = vec![env.queue(), format!("{p}.task.dead-letter")];
-    queues.extend((1..=5).map(|n| format!("{}.retry.{n}", env.queue())));
+    let mut queues = vec![env.queue.clone(), format!("{p}.task.dead-letter")];
+    queues.extend((1..=5).map(|n| format!("{}.retry.{n}", env.queue)));
     for queue in queues {
         let channel = connection.create_channel().await?;
         let _ = channel

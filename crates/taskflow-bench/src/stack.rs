@@ -1,5 +1,6 @@
 //! The stack under test: the real API and worker binaries as child processes, on names of their
-//! own, and their resource use read from `/proc`.
+//! own — or a stack already running, reached by its URL — and their resource use read from
+//! `/proc`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -12,37 +13,33 @@ use serde::Serialize;
 #[derive(Debug, Clone)]
 pub struct Env {
     pub bin_dir: PathBuf,
-    /// `mysql://user:pass@host:port`, without a database.
+    /// Where the bench's own queries go: the server (a stack the bench starts gets a database of
+    /// its own on it), or a running stack's database.
     pub mysql: String,
+    /// The stack's database, and its URL.
+    pub database: String,
+    pub db_url: String,
     pub rabbitmq: String,
     pub redis: String,
-    pub database: String,
+    /// The stack's work queue and status channel.
+    pub queue: String,
+    pub channel: String,
+    /// Unique to this run: the names of its scratch table, queue and channel, the title of its
+    /// tasks, and, for a stack the bench starts, every name of that stack.
     pub prefix: String,
 }
 
 impl Env {
-    pub fn db_url(&self) -> String {
-        format!("{}/{}", self.mysql, self.database)
-    }
-
-    pub fn queue(&self) -> String {
-        format!("{}.task.created", self.prefix)
-    }
-
-    pub fn channel(&self) -> String {
-        format!("{}.task.status", self.prefix)
-    }
-
     fn vars(&self) -> Vec<(String, String)> {
         let p = &self.prefix;
         [
-            ("DB_URL", self.db_url()),
+            ("DB_URL", self.db_url.clone()),
             ("RABBITMQ_URL", self.rabbitmq.clone()),
             ("REDIS_URL", self.redis.clone()),
             ("TASK_EXCHANGE", format!("{p}.task.topic")),
-            ("TASK_QUEUE", self.queue()),
+            ("TASK_QUEUE", self.queue.clone()),
             ("TASK_DEAD_LETTER_QUEUE", format!("{p}.task.dead-letter")),
-            ("STATUS_CHANNEL", self.channel()),
+            ("STATUS_CHANNEL", self.channel.clone()),
             ("API_HOST", "127.0.0.1".to_owned()),
             ("WORKER_METRICS_PORT", "0".to_owned()),
             ("STATIC_DIR", "/nonexistent".to_owned()),
@@ -67,10 +64,13 @@ impl Env {
     }
 }
 
-/// A running API and its workers; stopped when dropped.
+/// The API and workers under test. Those the bench started are stopped when it is dropped.
 pub struct Stack {
-    pub api_address: String,
-    api: Child,
+    /// `http://host:port`
+    pub api_url: String,
+    /// Started by the bench, or `None` for a running stack, whose processes are not the bench's
+    /// to start or stop.
+    api: Option<Child>,
     workers: Vec<Child>,
     env: Env,
 }
@@ -89,19 +89,45 @@ impl Stack {
             .env("API_PORT", port.to_string())
             .spawn()
             .context("starting the API")?;
+        let address = format!("127.0.0.1:{port}");
         let mut stack = Self {
-            api_address: format!("127.0.0.1:{port}"),
-            api,
+            api_url: format!("http://{address}"),
+            api: Some(api),
             workers: Vec::new(),
             env: env.clone(),
         };
         stack.set_workers(workers)?;
-        wait_for_port(&stack.api_address, Duration::from_secs(60))?;
+        wait_for_port(&address, Duration::from_secs(60))?;
         Ok(stack)
+    }
+
+    /// A stack already running at `url` (`http://host:port`), on the services and names `env`
+    /// gives.
+    pub fn attach(env: &Env, url: &str) -> anyhow::Result<Self> {
+        let url = url.trim_end_matches('/');
+        anyhow::ensure!(
+            url.starts_with("http://"),
+            "--url {url}: expected http://host:port (the API's address)"
+        );
+        Ok(Self {
+            api_url: url.to_owned(),
+            api: None,
+            workers: Vec::new(),
+            env: env.clone(),
+        })
+    }
+
+    /// Whether the bench started this stack, so it can stop and start its workers.
+    pub fn is_own(&self) -> bool {
+        self.api.is_some()
     }
 
     /// Starts or stops workers until `count` run.
     pub fn set_workers(&mut self, count: usize) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.is_own(),
+            "the workers of a running stack are not the bench's to start or stop"
+        );
         while self.workers.len() < count {
             let n = self.workers.len() + 1;
             let worker = self
@@ -120,23 +146,48 @@ impl Stack {
     }
 
     pub fn ws_url(&self) -> String {
-        format!("ws://{}/ws", self.api_address)
+        format!("ws{}/ws", self.api_url.trim_start_matches("http"))
     }
 
-    /// Resident memory and CPU time of the API and of all workers together.
-    pub fn usage(&self) -> Usage {
-        let workers = self.workers.iter().map(|w| process_usage(w.id())).fold(
-            ProcessUsage::default(),
-            |a, b| ProcessUsage {
-                rss_mb: a.rss_mb + b.rss_mb,
-                cpu_seconds: a.cpu_seconds + b.cpu_seconds,
-            },
-        );
-        Usage {
-            api: process_usage(self.api.id()),
-            workers,
+    /// Resident memory and CPU time of the API and of all workers together: of the processes
+    /// the bench started, or, for a running stack, of the `taskflow-api` and `taskflow-worker`
+    /// processes on this machine (`None` if there is no API process here to measure).
+    pub fn usage(&self) -> Option<Usage> {
+        let (api, workers) = match &self.api {
+            Some(api) => (vec![api.id()], self.workers.iter().map(Child::id).collect()),
+            None => (pids_named("taskflow-api"), pids_named("taskflow-worker")),
+        };
+        if api.is_empty() {
+            return None;
         }
+        Some(Usage {
+            api: total_usage(&api),
+            workers: total_usage(&workers),
+        })
     }
+}
+
+fn total_usage(pids: &[u32]) -> ProcessUsage {
+    pids.iter()
+        .map(|&pid| process_usage(pid))
+        .fold(ProcessUsage::default(), |a, b| ProcessUsage {
+            rss_mb: a.rss_mb + b.rss_mb,
+            cpu_seconds: a.cpu_seconds + b.cpu_seconds,
+        })
+}
+
+/// The processes whose command name is `name`.
+fn pids_named(name: &str) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|comm| comm.trim_end() == name)
+        })
+        .collect()
 }
 
 impl Drop for Stack {
@@ -144,7 +195,9 @@ impl Drop for Stack {
         for worker in &mut self.workers {
             terminate(worker);
         }
-        terminate(&mut self.api);
+        if let Some(api) = &mut self.api {
+            terminate(api);
+        }
     }
 }
 
