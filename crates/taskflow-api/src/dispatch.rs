@@ -1,6 +1,7 @@
 //! Getting new tasks stored and their `task.created` messages to the broker: the batched
-//! INSERT, the fast path right after its commit, the batch clearing of confirmed outbox marks,
-//! and the relay that sweeps what the fast path missed and re-dispatches stuck tasks.
+//! INSERT, the fast path right after its commit (in the background: the commit already made the
+//! dispatch certain), the batch clearing of confirmed outbox marks, and the relay that sweeps
+//! what the fast path missed and re-dispatches stuck tasks.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,6 +24,9 @@ const INSERT_BATCH: usize = 64;
 const INSERT_RUNNERS: usize = 2;
 /// Confirmed tasks marked dispatched per statement, at most.
 const SENT_BATCH: usize = 512;
+/// Dispatches under way at once, at most: past it, a request waits for one to end, so a broker
+/// that falls behind slows `POST /tasks` down instead of filling the API's memory.
+pub const DISPATCHES_IN_FLIGHT: usize = 1024;
 /// Outbox rows and stuck tasks handled per relay pass, at most.
 const RELAY_BATCH: u32 = 200;
 
@@ -35,9 +39,45 @@ pub fn insert_batcher(pool: MySqlPool, grace: Duration) -> Batcher<Task, ()> {
     })
 }
 
-/// Publishes the message of a task just committed. On success its outbox row is queued for
-/// deletion; on failure it stays for the relay, so the caller answers 201 either way.
-pub async fn publish_after_commit(state: &AppState, message: &TaskCreated) {
+/// Announces a status change just committed (a new task, an operator's retry) and publishes the
+/// task's `task.created` message, in the background; waits only for a free slot. The commit
+/// made the dispatch certain — the row is due for the relay until the broker confirms the
+/// message — so the client's answer does not wait for the confirm. The event goes out before
+/// the message, so subscribers see PENDING before the worker's PROCESSING.
+pub async fn dispatch_after_commit(
+    state: &Arc<AppState>,
+    event: StatusEvent,
+    message: TaskCreated,
+) {
+    let Ok(slot) = state.dispatches.clone().acquire_owned().await else {
+        // Closed only once the API has stopped serving; nobody is waiting for this request.
+        return;
+    };
+    let state = state.clone();
+    tokio::spawn(async move {
+        announce(&state, &event).await;
+        publish_after_commit(&state, &message).await;
+        drop(slot);
+    });
+}
+
+/// Waits (up to `timeout`) for the dispatches under way to end, and refuses new ones. Those cut
+/// short are published by the relay of this or another replica, once their grace is over.
+pub async fn finish_dispatches(state: &AppState, timeout: Duration) {
+    let all = DISPATCHES_IN_FLIGHT as u32;
+    match tokio::time::timeout(timeout, state.dispatches.acquire_many(all)).await {
+        Ok(_) => {}
+        Err(_) => tracing::warn!(
+            in_flight = DISPATCHES_IN_FLIGHT - state.dispatches.available_permits(),
+            "dispatches still under way at shutdown; the outbox relay will publish them"
+        ),
+    }
+    state.dispatches.close();
+}
+
+/// Publishes the message of a task just committed. On success the task is queued to be marked
+/// dispatched; on failure it stays due, for the relay.
+async fn publish_after_commit(state: &AppState, message: &TaskCreated) {
     let id = message.task_id;
     match state
         .broker
@@ -60,10 +100,9 @@ pub async fn publish_after_commit(state: &AppState, message: &TaskCreated) {
     }
 }
 
-/// Announces a status change the API made (a new task, a retry) on the status channel, before
-/// its message is published, so subscribers see PENDING before the worker's PROCESSING. The
+/// Announces a status change the API made (a new task, a retry) on the status channel. The
 /// change is committed already: a Redis failure is logged, not an error for the client.
-pub async fn announce(state: &AppState, event: &StatusEvent) {
+async fn announce(state: &AppState, event: &StatusEvent) {
     state
         .metrics
         .transitions

@@ -93,6 +93,7 @@ impl Api {
             statuses,
             hub,
             sent,
+            dispatches: Arc::new(tokio::sync::Semaphore::new(dispatch::DISPATCHES_IN_FLIGHT)),
             metrics,
             draining: AtomicBool::new(false),
         });
@@ -147,6 +148,9 @@ impl Api {
         tracing::info!(address = %self.local_addr, "API listening");
         server.serve(self.service).await;
 
+        // Every request has ended; the dispatches they began may not have.
+        let timeout = self.state.settings.publish_timeout + Duration::from_secs(1);
+        dispatch::finish_dispatches(&self.state, timeout).await;
         let _ = self.stopping.send(true);
         for task in self.background {
             let _ = task.await;

@@ -10,7 +10,7 @@ use taskflow_core::batch::Batcher;
 use taskflow_core::config::{ApiSettings, RecoverySettings};
 use taskflow_core::domain::{Task, TaskId};
 use taskflow_core::status_bus::StatusPublisher;
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 
 use crate::metrics::ApiMetrics;
 use crate::ws::Hub;
@@ -24,8 +24,10 @@ pub struct AppState {
     /// Inserts new tasks, many per statement when requests arrive together.
     pub inserts: Batcher<Task, ()>,
     pub hub: Arc<Hub>,
-    /// Ids of tasks whose message the broker confirmed: their outbox rows are deleted in batches.
+    /// Ids of tasks whose message the broker confirmed: they are marked dispatched in batches.
     pub sent: mpsc::UnboundedSender<TaskId>,
+    /// One permit per dispatch that may be under way ([`crate::dispatch::dispatch_after_commit`]).
+    pub dispatches: Arc<Semaphore>,
     pub metrics: Arc<ApiMetrics>,
     /// Set once shutdown begins; see [`AppState::start_draining`].
     pub draining: AtomicBool,

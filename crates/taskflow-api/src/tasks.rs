@@ -56,7 +56,8 @@ impl salvo::oapi::EndpointOutRegister for Created {
 /// Create a task.
 ///
 /// Inserts the task as PENDING and due for dispatch (one statement, shared with the requests
-/// that arrive together), publishes its `task.created` message, and answers with the task. A
+/// that arrive together) and answers with the task once that is committed; its PENDING event and
+/// `task.created` message go out right after, without the client waiting for the broker. A
 /// publish that fails is left to the outbox relay: a 201 always means the task will be
 /// dispatched.
 #[endpoint(
@@ -108,8 +109,7 @@ async fn create_task(req: &mut Request, depot: &mut Depot) -> Result<Created, Ap
         updated_at: task.updated_at,
         message: None,
     };
-    dispatch::announce(state, &event).await;
-    dispatch::publish_after_commit(state, &message).await;
+    dispatch::dispatch_after_commit(state, event, message).await;
     tracing::debug!(task_id = %task.task_id, "task created");
     Ok(Created(task.into()))
 }
@@ -173,13 +173,12 @@ async fn retry_task(
         updated_at: task.updated_at,
         message: None,
     };
-    dispatch::announce(state, &event).await;
     let message = TaskCreated {
         task_id: id,
         payload: task.payload.to_value(),
         requested_at: task.updated_at,
     };
-    dispatch::publish_after_commit(state, &message).await;
+    dispatch::dispatch_after_commit(state, event, message).await;
     tracing::info!(task_id = %id, "task retried by an operator");
     Ok(Json(task.into()))
 }
