@@ -112,10 +112,13 @@ pub fn router() -> Router {
 /// Small buffers per client: what is sent is a few hundred bytes at a time, and with 10,000
 /// clients tungstenite's 128 KiB defaults would cost gigabytes. Events a client is behind on are
 /// gathered up to `WRITE_BUFFER` bytes and written together (see [`send_waiting`]); nothing much
-/// is expected from clients (64 KiB at most per message).
+/// is expected from clients (64 KiB at most per message). Tungstenite zero-fills the free part of
+/// the read buffer on every read attempt — and a client's reader is polled at every event sent
+/// to it — so that buffer is small too (a longer frame still arrives whole: the buffer grows to
+/// the frame's length).
 fn client_config() -> WebSocketConfig {
     WebSocketConfig::default()
-        .read_buffer_size(4 * 1024)
+        .read_buffer_size(512)
         .write_buffer_size(WRITE_BUFFER)
         .max_message_size(Some(64 * 1024))
         .max_frame_size(Some(64 * 1024))
