@@ -13,7 +13,7 @@ use taskflow_core::config::RecoverySettings;
 use taskflow_core::contract::{StatusEvent, TaskCreated};
 use taskflow_core::db;
 use taskflow_core::domain::{Task, TaskId};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{OwnedSemaphorePermit, mpsc, watch};
 
 use crate::metrics::ApiMetrics;
 use crate::state::AppState;
@@ -39,30 +39,43 @@ pub fn insert_batcher(pool: MySqlPool, grace: Duration) -> Batcher<Task, ()> {
     })
 }
 
+/// A place among the dispatches under way, taken before the commit: a request waits for one
+/// (when the broker falls behind) before its task exists, never between its commit and its
+/// PENDING announcement — which must reach subscribers before the relay could dispatch the task
+/// and the worker announce PROCESSING.
+pub struct DispatchSlot(Option<OwnedSemaphorePermit>);
+
+/// Waits for a [`DispatchSlot`]. Once shutdown has begun the slot is empty: the task is then
+/// dispatched by the relay.
+pub async fn reserve_dispatch(state: &AppState) -> DispatchSlot {
+    DispatchSlot(state.dispatches.clone().acquire_owned().await.ok())
+}
+
 /// Announces a status change just committed (a new task, an operator's retry) and publishes the
-/// task's `task.created` message, in the background; waits only for a free slot. The commit
-/// made the dispatch certain — the row is due for the relay until the broker confirms the
-/// message — so the client's answer does not wait for the confirm. The event goes out before
-/// the message, so subscribers see PENDING before the worker's PROCESSING.
-pub async fn dispatch_after_commit(
+/// task's `task.created` message, in the background. The commit made the dispatch certain — the
+/// row is due for the relay until the broker confirms the message — so the client's answer does
+/// not wait for the confirm. The event goes out before the message, so subscribers see PENDING
+/// before the worker's PROCESSING.
+pub fn dispatch_after_commit(
     state: &Arc<AppState>,
+    slot: DispatchSlot,
     event: StatusEvent,
     message: TaskCreated,
 ) {
-    let Ok(slot) = state.dispatches.clone().acquire_owned().await else {
-        // Closed only once the API has stopped serving; nobody is waiting for this request.
+    let DispatchSlot(Some(permit)) = slot else {
         return;
     };
     let state = state.clone();
     tokio::spawn(async move {
         announce(&state, &event).await;
         publish_after_commit(&state, &message).await;
-        drop(slot);
+        drop(permit);
     });
 }
 
 /// Waits (up to `timeout`) for the dispatches under way to end, and refuses new ones. Those cut
-/// short are published by the relay of this or another replica, once their grace is over.
+/// short stay due: another replica's relay publishes them once their grace is over, or this
+/// one's after a restart.
 pub async fn finish_dispatches(state: &AppState, timeout: Duration) {
     let all = DISPATCHES_IN_FLIGHT as u32;
     match tokio::time::timeout(timeout, state.dispatches.acquire_many(all)).await {

@@ -53,7 +53,7 @@ pub struct Api {
     /// Set to true at shutdown: closes WebSocket clients and stops the background loops.
     stopping: watch::Sender<bool>,
     background: Vec<tokio::task::JoinHandle<()>>,
-    /// Deletes confirmed outbox rows; finishes its queue after the server stops.
+    /// Marks confirmed tasks dispatched; finishes its queue after the server stops.
     mark_sent: tokio::task::JoinHandle<()>,
 }
 
@@ -127,8 +127,8 @@ impl Api {
 
     /// Serves until `shutdown` resolves. Then `/healthz` reports draining for
     /// `SHUTDOWN_DELAY_MS` (so load balancers stop sending requests), the listener closes,
-    /// in-flight requests get `SHUTDOWN_TIMEOUT_SECONDS` to finish, and every WebSocket is
-    /// closed with 1001.
+    /// in-flight requests get `SHUTDOWN_TIMEOUT_SECONDS` to finish, every WebSocket is closed
+    /// with 1001, and the publishes those requests began get `PUBLISH_TIMEOUT_MS` + 2 s.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -149,19 +149,23 @@ impl Api {
         server.serve(self.service).await;
 
         // Every request has ended; the dispatches they began may not have.
-        let timeout = self.state.settings.publish_timeout + Duration::from_secs(1);
+        // A dispatch is a Redis publish (a second or two while Redis reconnects) and a confirmed
+        // publish (up to PUBLISH_TIMEOUT_MS).
+        let timeout = self.state.settings.publish_timeout + Duration::from_secs(2);
         dispatch::finish_dispatches(&self.state, timeout).await;
         let _ = self.stopping.send(true);
         for task in self.background {
             let _ = task.await;
         }
-        // The last sender of confirmed ids goes with the state: the deleter then finishes.
+        // The last sender of confirmed ids goes with the state: the marking then finishes.
         drop(self.state);
         if tokio::time::timeout(Duration::from_secs(5), self.mark_sent)
             .await
             .is_err()
         {
-            tracing::warn!("outbox clean-up did not finish; the relay will republish those rows");
+            tracing::warn!(
+                "marking tasks dispatched did not finish; the relay will republish those"
+            );
         }
         tracing::info!("API stopped");
         Ok(())

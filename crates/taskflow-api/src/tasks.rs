@@ -101,6 +101,7 @@ async fn create_task(req: &mut Request, depot: &mut Depot) -> Result<Created, Ap
         payload: task.payload.to_value(),
         requested_at: now,
     };
+    let slot = dispatch::reserve_dispatch(state).await;
     state.inserts.call(task.clone()).await?;
     state.metrics.tasks_created.inc();
     let event = StatusEvent {
@@ -109,7 +110,7 @@ async fn create_task(req: &mut Request, depot: &mut Depot) -> Result<Created, Ap
         updated_at: task.updated_at,
         message: None,
     };
-    dispatch::dispatch_after_commit(state, event, message).await;
+    dispatch::dispatch_after_commit(state, slot, event, message);
     tracing::debug!(task_id = %task.task_id, "task created");
     Ok(Created(task.into()))
 }
@@ -158,6 +159,7 @@ async fn retry_task(
 ) -> Result<Json<TaskBody>, ApiError> {
     let state = AppState::from_depot(depot);
     let id = parse_task_id(&task_id)?;
+    let slot = dispatch::reserve_dispatch(state).await;
     let task = match db::retry_task(&state.pool, id, state.recovery.outbox_grace).await? {
         RetryOutcome::Retried(task) => task,
         RetryOutcome::NotFailed(status) => {
@@ -178,7 +180,7 @@ async fn retry_task(
         payload: task.payload.to_value(),
         requested_at: task.updated_at,
     };
-    dispatch::dispatch_after_commit(state, event, message).await;
+    dispatch::dispatch_after_commit(state, slot, event, message);
     tracing::info!(task_id = %id, "task retried by an operator");
     Ok(Json(task.into()))
 }

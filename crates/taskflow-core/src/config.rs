@@ -32,8 +32,9 @@ pub struct ApiSettings {
     /// `WS_CLIENT_BUFFER`: how many events a WebSocket client may fall behind before it is told
     /// to resynchronise instead of holding more memory.
     pub ws_client_buffer: usize,
-    /// `PUBLISH_TIMEOUT_MS`: how long `POST /tasks` waits for the broker's confirm before leaving
-    /// the message to the outbox relay.
+    /// `PUBLISH_TIMEOUT_MS`: how long the publish after a commit (of `POST /tasks`, in the
+    /// background, or of the relay) waits for the broker's confirm before leaving the message to
+    /// the outbox relay; a stopping API waits this long (+ 2 s) for the publishes under way.
     pub publish_timeout: Duration,
     /// `SHUTDOWN_DELAY_MS`: on SIGTERM, how long `/healthz` reports draining before the listener
     /// closes, so a load balancer stops sending requests first.
