@@ -4,7 +4,8 @@
 //! - `up`: migrate, then run the API and the worker with prefixed logs until Ctrl-C.
 //! - `test`: formatting, clippy, and every test suite — the command CI runs.
 //! - `soak`: the fault-injection soak test at full size (`SOAK_TASKS`, default 5,000).
-//! - `bench [--quick]`: the benchmarks (`taskflow-bench`), report in `target/bench/`.
+//! - `bench [--quick] [--url URL] [--only PHASES]`: the benchmarks (`taskflow-bench`), report in
+//!   `target/bench/`.
 //!
 //! Settings come from the environment and from a `.env` file at the root, if there is one.
 

@@ -165,8 +165,15 @@ impl Args {
                     .with_context(|| format!("{flag} needs a value\n{USAGE}"))
             };
             match flag.as_str() {
-                "--quick" => parsed.quick = true,
-                "--url" => parsed.url = Some(value()?),
+                "--quick" if inline.is_none() => parsed.quick = true,
+                "--url" => {
+                    let url = value()?;
+                    anyhow::ensure!(
+                        url.starts_with("http://"),
+                        "--url {url}: expected http://HOST:PORT (the API's address)\n{USAGE}"
+                    );
+                    parsed.url = Some(url);
+                }
                 "--only" => {
                     let names = value()?;
                     let mut only = Vec::new();
@@ -230,9 +237,15 @@ async fn main() -> anyhow::Result<()> {
         Some(url) => Stack::attach(&env, url)?,
         None => Stack::start(&env, 1)?,
     };
-    phases::wait_for_consumers(&env, 1).await?;
+    // Every phase but the ceilings and the fan-out needs a worker.
+    if args
+        .phases
+        .iter()
+        .any(|phase| !matches!(phase, Phase::Ceilings | Phase::FanOut))
+    {
+        phases::wait_for_consumers(&env, 1).await?;
+    }
     let api = api_client(&stack, &env)?;
-    let run_started = chrono::Utc::now();
     let mut usage = Vec::new();
     let mut phase = |name: &str, before: Option<Usage>, stack: &Stack| {
         if let (Some(before), Some(after)) = (before, stack.usage()) {
@@ -302,7 +315,7 @@ async fn main() -> anyhow::Result<()> {
             stack.set_workers(1)?;
             phases::wait_for_consumers(&env, 1).await?;
         }
-        drain(&env, &admin, &api.title, run_started).await?;
+        drain(&env, &admin, &api.title).await?;
     }
 
     let mut pipeline = None;
@@ -343,7 +356,7 @@ async fn main() -> anyhow::Result<()> {
         announce("WebSocket fan-out");
         let before = stack.usage();
         for &clients in &plan.fan_out_clients {
-            let api_rss = || stack.usage().map_or(0.0, |usage| usage.api.rss_mb);
+            let api_rss = || stack.usage().map(|usage| usage.api.rss_mb);
             fan_out.push(
                 phases::websocket_fan_out(
                     &env,
@@ -366,7 +379,7 @@ async fn main() -> anyhow::Result<()> {
             for &workers in &plan.workers {
                 stack.set_workers(workers)?;
                 phases::wait_for_consumers(&env, workers as u32).await?;
-                drain(&env, &admin, &api.title, run_started).await?;
+                drain(&env, &admin, &api.title).await?;
                 let before = stack.usage();
                 let figures = phases::pipeline_throughput(&api, plan.scaling_tasks).await?;
                 worker_scaling.push((workers, figures.tasks_per_second));
@@ -422,7 +435,7 @@ fn api_client(stack: &Stack, env: &Env) -> anyhow::Result<phases::Api> {
                 .parse()
                 .context("API_TOKEN is not a valid header value")?,
         );
-        ws_url = format!("{ws_url}?token={token}");
+        ws_url = format!("{ws_url}?token={}", percent_encode(token));
     }
     Ok(phases::Api {
         http: reqwest::Client::builder()
@@ -435,23 +448,28 @@ fn api_client(stack: &Stack, env: &Env) -> anyhow::Result<phases::Api> {
     })
 }
 
-/// Waits until no task this run created is PENDING or PROCESSING.
-async fn drain(
-    env: &Env,
-    admin: &sqlx::MySqlPool,
-    title: &str,
-    since: chrono::DateTime<chrono::Utc>,
-) -> anyhow::Result<()> {
+/// `text` with every byte outside RFC 3986's unreserved set percent-encoded, for a query value.
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                char::from(byte).to_string()
+            }
+            _ => format!("%{byte:02X}"),
+        })
+        .collect()
+}
+
+/// Waits until no task this run created (its title is the run's own) is PENDING or PROCESSING.
+/// Unfinished tasks are few, and `idx_tasks_status` finds them.
+async fn drain(env: &Env, admin: &sqlx::MySqlPool, title: &str) -> anyhow::Result<()> {
     let deadline = std::time::Instant::now() + Duration::from_secs(300);
-    // A minute of slack, in case the API's clock is behind this one.
-    let since = (since - chrono::Duration::minutes(1)).naive_utc();
     loop {
         let open: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT COUNT(*) FROM `{}`.tasks WHERE created_at >= ? AND title = ? \
-             AND status IN ('PENDING', 'PROCESSING')",
+            "SELECT COUNT(*) FROM `{}`.tasks WHERE status IN ('PENDING', 'PROCESSING') \
+             AND title = ?",
             env.database
         )))
-        .bind(since)
         .bind(title)
         .fetch_one(admin)
         .await?;
@@ -475,11 +493,15 @@ fn environment(running: bool) -> anyhow::Result<Env> {
     if running {
         let settings = taskflow_core::config::Settings::from_env()?;
         let db_url = settings.db.url;
-        let database = db_url
-            .rsplit_once('/')
-            .map(|(_, rest)| rest.split('?').next().unwrap_or(rest).to_owned())
-            .filter(|name| !name.is_empty())
-            .context("DB_URL names no database")?;
+        let options: sqlx::mysql::MySqlConnectOptions = db_url.parse().context("parsing DB_URL")?;
+        let database = options
+            .get_database()
+            .context("DB_URL names no database")?
+            .to_owned();
+        anyhow::ensure!(
+            !database.contains('`'),
+            "the database name in DB_URL contains a backquote"
+        );
         return Ok(Env {
             bin_dir,
             mysql: db_url.clone(),
@@ -581,12 +603,18 @@ fn render(r: &Report) -> String {
     let mut md = String::new();
     let m = &r.machine;
     md += &format!(
-        "Machine: {} cores, {:.0} GiB; MySQL {}, RabbitMQ {}, Redis {}; all services on the same machine.{}\n\n",
+        "Machine: {} cores, {:.0} GiB; MySQL {}, RabbitMQ {}, Redis {}; {}.{}\n\n",
         m.cores,
         m.memory_gb,
         m.mysql,
         m.rabbitmq.trim_matches('"'),
         m.redis,
+        if r.url.is_some() {
+            "cores and memory are the load generator's machine; RabbitMQ's version is the local \
+             broker's, if any"
+        } else {
+            "all services on the same machine"
+        },
         if r.quick {
             " (quick run: one sample each, small sizes)"
         } else {
@@ -663,14 +691,17 @@ fn render(r: &Report) -> String {
     }
     for f in &r.fan_out {
         md += &format!(
-            "| Fan-out: {} clients × {} events | {} of {} deliveries missing; p50 {:.1} ms, p99 {:.1} ms; API RSS {:.0} MB |\n",
+            "| Fan-out: {} clients × {} events | {} of {} deliveries missing; p50 {:.1} ms, p99 {:.1} ms; API RSS {} |\n",
             f.clients,
             f.events,
             f.missing_deliveries,
             f.expected_deliveries,
             f.delivery.p50_ms,
             f.delivery.p99_ms,
-            f.api_rss_mb
+            f.api_rss_mb.map_or(
+                "not measured (no API process here)".to_owned(),
+                |mb| format!("{mb:.0} MB")
+            )
         );
     }
     if r.url.is_some() && r.phases.contains(&Phase::Scaling) {

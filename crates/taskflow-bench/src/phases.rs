@@ -237,12 +237,23 @@ type WsStream =
 /// A WebSocket client with a 4 KiB read buffer (the events are small). Tungstenite's default,
 /// 128 KiB, is zero-filled before every read: with 10,000 clients that was 40% of the load
 /// generator's CPU (`perf`), taken from the API it measures on the same cores.
+/// A connection that does not complete in 10 s (the API's `WS_MAX_CLIENTS` or its descriptor
+/// limit reached) is an error, not a wait without end.
 async fn connect_ws(url: &str) -> anyhow::Result<WsStream> {
     let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
         .read_buffer_size(4 * 1024);
-    let (stream, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), false)
+    // The query may carry the API token: not for error messages.
+    let shown = url.split('?').next().unwrap_or(url);
+    let connect = tokio_tungstenite::connect_async_with_config(url, Some(config), false);
+    let (stream, _) = tokio::time::timeout(Duration::from_secs(10), connect)
         .await
-        .with_context(|| format!("connecting to {url}"))?;
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "connecting to {shown} took over 10 s (the API's WS_MAX_CLIENTS or its file \
+                 descriptor limit?)"
+            )
+        })?
+        .with_context(|| format!("connecting to {shown}"))?;
     Ok(stream)
 }
 
@@ -354,7 +365,8 @@ pub struct LatencyFigures {
     pub latency: Latency,
     pub missing: usize,
     /// Where the time went, per task: POST sent → 201 received; 201 → PROCESSING seen on the
-    /// WebSocket (broker, worker start); PROCESSING seen → DONE seen (the job and its finish).
+    /// WebSocket (the confirmed publish, the broker, the worker's start); PROCESSING seen → DONE
+    /// seen (the job and its finish).
     pub stages: Stages,
 }
 
@@ -425,7 +437,8 @@ pub struct FanOutFigures {
     pub expected_deliveries: usize,
     pub missing_deliveries: usize,
     pub delivery: Latency,
-    pub api_rss_mb: f64,
+    /// `None` when no API process runs on this machine to measure.
+    pub api_rss_mb: Option<f64>,
 }
 
 /// `clients` WebSocket clients all receiving `events` events published on the status channel
@@ -436,7 +449,7 @@ pub async fn websocket_fan_out(
     clients: usize,
     events: usize,
     rate: f64,
-    api_rss: impl Fn() -> f64,
+    api_rss: impl Fn() -> Option<f64>,
 ) -> anyhow::Result<FanOutFigures> {
     let started_at = chrono::Utc::now();
     let marker = format!("fanout-{}", started_at.timestamp_micros());
@@ -520,7 +533,10 @@ pub async fn websocket_fan_out(
         expected_deliveries: expected,
         missing_deliveries: expected.saturating_sub(got),
         delivery: Latency::of(samples),
-        api_rss_mb: rss_connected.max(api_rss()),
+        api_rss_mb: match (rss_connected, api_rss()) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        },
     })
 }
 

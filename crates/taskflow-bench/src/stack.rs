@@ -101,14 +101,10 @@ impl Stack {
         Ok(stack)
     }
 
-    /// A stack already running at `url` (`http://host:port`), on the services and names `env`
-    /// gives.
+    /// A stack already running at `url` (`http://host:port`, checked by the argument parser), on
+    /// the services and names `env` gives.
     pub fn attach(env: &Env, url: &str) -> anyhow::Result<Self> {
         let url = url.trim_end_matches('/');
-        anyhow::ensure!(
-            url.starts_with("http://"),
-            "--url {url}: expected http://host:port (the API's address)"
-        );
         Ok(Self {
             api_url: url.to_owned(),
             api: None,
