@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::phases::{CreateFigures, FanOutFigures, LatencyFigures, PipelineFigures};
 use crate::stack::{Env, Stack, Usage};
-use crate::stats::median;
+use crate::stats::{median, median_by};
 
 /// How big each phase is.
 struct Plan {
@@ -306,8 +306,7 @@ async fn main() -> anyhow::Result<()> {
                     .await?,
                 );
             }
-            runs.sort_by(|a, b| a.requests_per_second.total_cmp(&b.requests_per_second));
-            create.push(runs[runs.len() / 2]);
+            create.extend(median_by(runs, |run| run.requests_per_second));
         }
         phase("create", before, &stack);
         // Let a worker finish the backlog the create phase left, so it does not skew the next.
@@ -329,8 +328,7 @@ async fn main() -> anyhow::Result<()> {
         for _ in 0..plan.runs {
             pipelines.push(phases::pipeline_throughput(&api, plan.pipeline_tasks).await?);
         }
-        pipelines.sort_by(|a, b| a.tasks_per_second.total_cmp(&b.tasks_per_second));
-        pipeline = Some(pipelines[pipelines.len() / 2]);
+        pipeline = median_by(pipelines, |run| run.tasks_per_second);
         phase("pipeline", before, &stack);
     }
 
@@ -435,7 +433,9 @@ fn api_client(stack: &Stack, env: &Env) -> anyhow::Result<phases::Api> {
                 .parse()
                 .context("API_TOKEN is not a valid header value")?,
         );
-        ws_url = format!("{ws_url}?token={}", percent_encode(token));
+        let mut url = reqwest::Url::parse(&ws_url).context("the API's WebSocket URL")?;
+        url.query_pairs_mut().append_pair("token", token);
+        ws_url = url.into();
     }
     Ok(phases::Api {
         http: reqwest::Client::builder()
@@ -446,18 +446,6 @@ fn api_client(stack: &Stack, env: &Env) -> anyhow::Result<phases::Api> {
         ws_url,
         title: env.prefix.clone(),
     })
-}
-
-/// `text` with every byte outside RFC 3986's unreserved set percent-encoded, for a query value.
-fn percent_encode(text: &str) -> String {
-    text.bytes()
-        .map(|byte| match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                char::from(byte).to_string()
-            }
-            _ => format!("%{byte:02X}"),
-        })
-        .collect()
 }
 
 /// Waits until no task this run created (its title is the run's own) is PENDING or PROCESSING.

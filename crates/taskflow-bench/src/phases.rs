@@ -237,6 +237,7 @@ type WsStream =
 /// A WebSocket client with a 4 KiB read buffer (the events are small). Tungstenite's default,
 /// 128 KiB, is zero-filled before every read: with 10,000 clients that was 40% of the load
 /// generator's CPU (`perf`), taken from the API it measures on the same cores.
+///
 /// A connection that does not complete in 10 s (the API's `WS_MAX_CLIENTS` or its descriptor
 /// limit reached) is an error, not a wait without end.
 async fn connect_ws(url: &str) -> anyhow::Result<WsStream> {
@@ -533,10 +534,7 @@ pub async fn websocket_fan_out(
         expected_deliveries: expected,
         missing_deliveries: expected.saturating_sub(got),
         delivery: Latency::of(samples),
-        api_rss_mb: match (rss_connected, api_rss()) {
-            (Some(a), Some(b)) => Some(a.max(b)),
-            (a, b) => a.or(b),
-        },
+        api_rss_mb: rss_connected.into_iter().chain(api_rss()).reduce(f64::max),
     })
 }
 

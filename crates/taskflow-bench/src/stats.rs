@@ -35,10 +35,13 @@ impl Latency {
 }
 
 /// The median of several runs' figures.
-pub fn median(mut values: Vec<f64>) -> f64 {
-    if values.is_empty() {
-        return 0.0;
-    }
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
+pub fn median(values: Vec<f64>) -> f64 {
+    median_by(values, |value| *value).unwrap_or(0.0)
+}
+
+/// The run whose `key` is the median of several runs' (`None` for no runs).
+pub fn median_by<T>(mut runs: Vec<T>, key: impl Fn(&T) -> f64) -> Option<T> {
+    runs.sort_by(|a, b| key(a).total_cmp(&key(b)));
+    let middle = runs.len() / 2;
+    runs.into_iter().nth(middle)
 }
