@@ -451,3 +451,55 @@ async fn soak_every_accepted_task_finishes_exactly_once_under_random_faults() {
     let counts: HashMap<_, _> = done.iter().map(|(id, n)| (*id, *n)).collect();
     assert!(accepted.iter().all(|id| counts[id] == 1));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_writers_connection_that_breaks_while_kept_costs_at_most_one_batch() {
+    use taskflow_core::db::{self, KeptConnections, Started};
+
+    // Arrange: a batch writer keeps its connection from one batch to the next.
+    let app = TestApp::spawn_without_worker().await;
+    let [a, b, c, d] = app.create_tasks(4).await.try_into().unwrap();
+    let writer = KeptConnections::new(app.pool.clone());
+    let connection_id = async || -> u64 {
+        writer
+            .run(async |conn| {
+                let id = sqlx::query_scalar("SELECT CONNECTION_ID()")
+                    .fetch_one(conn)
+                    .await?;
+                Ok(id)
+            })
+            .await
+            .unwrap()
+    };
+    let kept = connection_id().await;
+    assert_eq!(connection_id().await, kept, "the connection is kept");
+
+    // Act: the server drops it; the writer's next two batches follow.
+    sqlx::query(sqlx::AssertSqlSafe(format!("KILL CONNECTION {kept}")))
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let first = db::start_attempts(&writer, &[a, b]).await;
+    let second = db::start_attempts(&writer, &[c, d]).await;
+
+    // Assert: the first batch may fail whole (nothing written), the next one works.
+    let started = |result: &anyhow::Result<Started>| {
+        matches!(
+            result,
+            Ok(Started::Attempt {
+                attempt: 1,
+                from_pending: true,
+                ..
+            })
+        )
+    };
+    assert!(second.iter().all(started), "{second:?}");
+    if first.iter().all(started) {
+        assert_ne!(connection_id().await, kept);
+    } else {
+        assert!(first.iter().all(Result::is_err), "{first:?}");
+        for id in [a, b] {
+            assert_eq!(app.stored_status(id).await, TaskStatus::Pending);
+        }
+    }
+}

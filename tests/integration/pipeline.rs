@@ -313,7 +313,8 @@ async fn batched_starts_and_finishes_give_each_task_what_one_by_one_calls_would(
 
     // Arrange: four PENDING tasks, and one already DONE.
     let app = TestApp::spawn_without_worker().await;
-    let [a, b, c, d, done] = app.create_tasks(5).await.try_into().unwrap();
+    let writer = db::KeptConnections::new(app.pool.clone());
+    let [a, b, c, d, e, retried, done] = app.create_tasks(7).await.try_into().unwrap();
     let finish = |id: TaskId, attempt: u32| Finish {
         task_id: id,
         attempt,
@@ -322,11 +323,11 @@ async fn batched_starts_and_finishes_give_each_task_what_one_by_one_calls_would(
         message: format!("done {id}"),
     };
     db::start_attempt(&app.pool, done).await.unwrap();
-    let finished = db::finish_attempts(&app.pool, "w", &[finish(done, 1)]).await;
+    let finished = db::finish_attempts(&writer, "w", &[finish(done, 1)]).await;
     assert!(matches!(finished[..], [Ok(Transition::Applied { .. })]));
 
     // Act + assert: every task PENDING takes the one-transaction path.
-    let started = db::start_attempts(&app.pool, &[a, b]).await;
+    let started = db::start_attempts(&writer, &[a, b]).await;
     for result in started {
         assert!(matches!(
             result.unwrap(),
@@ -337,8 +338,27 @@ async fn batched_starts_and_finishes_give_each_task_what_one_by_one_calls_would(
             }
         ));
     }
+    // A task an operator retried keeps its count: its next attempt is 2, in any batch.
+    db::start_attempt(&app.pool, retried).await.unwrap();
+    let failed = Finish {
+        outcome: TaskStatus::Failed,
+        ..finish(retried, 1)
+    };
+    db::finish_attempts(&writer, "w", &[failed]).await[0]
+        .as_ref()
+        .unwrap();
+    db::retry_task(&app.pool, retried, std::time::Duration::from_secs(60))
+        .await
+        .unwrap();
+    let started: Vec<Started> = db::start_attempts(&writer, &[e, retried])
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert!(matches!(started[0], Started::Attempt { attempt: 1, .. }));
+    assert!(matches!(started[1], Started::Attempt { attempt: 2, .. }));
     // A batch with a finished task and a repeated id falls back to one call per task.
-    let started: Vec<Started> = db::start_attempts(&app.pool, &[c, done, d, d])
+    let started: Vec<Started> = db::start_attempts(&writer, &[c, done, d, d])
         .await
         .into_iter()
         .map(Result::unwrap)
@@ -355,13 +375,20 @@ async fn batched_starts_and_finishes_give_each_task_what_one_by_one_calls_would(
     d_attempts.sort();
     assert_eq!(d_attempts, [1, 2], "the second delivery of d resumes it");
 
-    let finished = db::finish_attempts(&app.pool, "w", &[finish(a, 1), finish(b, 1)]).await;
+    // One batch finishes each task with its own outcome and message, whatever their lengths.
+    let long = "é🎉".repeat(10_000);
+    let failed = Finish {
+        outcome: TaskStatus::Failed,
+        message: long.clone(),
+        ..finish(b, 1)
+    };
+    let finished = db::finish_attempts(&writer, "w", &[finish(a, 1), failed]).await;
     assert!(
         finished
             .iter()
             .all(|result| matches!(result, Ok(Transition::Applied { .. })))
     );
-    let finished = db::finish_attempts(&app.pool, "w", &[finish(c, 1), finish(done, 2)]).await;
+    let finished = db::finish_attempts(&writer, "w", &[finish(c, 1), finish(done, 2)]).await;
     assert!(matches!(finished[0], Ok(Transition::Applied { .. })));
     assert!(matches!(
         finished[1],
@@ -370,13 +397,17 @@ async fn batched_starts_and_finishes_give_each_task_what_one_by_one_calls_would(
         })
     ));
 
-    // The rows say the same: finished with their messages, one DONE attempt each.
-    for id in [a, b, c] {
+    // The rows say the same: finished with their messages, one attempt each.
+    for id in [a, c] {
         let detail = db::get_task_detail(&app.pool, id).await.unwrap().unwrap();
         assert_eq!(detail.task.status, TaskStatus::Done);
         assert_eq!(detail.task.message.as_deref(), Some(&*format!("done {id}")));
         assert_eq!(detail.attempts.len(), 1, "{:?}", detail.attempts);
     }
+    let detail = db::get_task_detail(&app.pool, b).await.unwrap().unwrap();
+    assert_eq!(detail.task.status, TaskStatus::Failed);
+    assert_eq!(detail.task.message.as_deref(), Some(&*long));
+    assert_eq!(detail.attempts.len(), 1, "{:?}", detail.attempts);
     assert_eq!(app.stored_status(d).await, TaskStatus::Processing);
     let done_attempts = app.done_attempts().await;
     assert_eq!(done_attempts.get(&done), Some(&1));

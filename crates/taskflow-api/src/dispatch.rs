@@ -33,9 +33,10 @@ const RELAY_BATCH: u32 = 200;
 /// Inserts new tasks as requests arrive, in multi-row INSERTs: 64 requests at once cost a few
 /// commits, not 64. A request alone is inserted at once.
 pub fn insert_batcher(pool: MySqlPool, grace: Duration) -> Batcher<Task, ()> {
+    let connections = db::KeptConnections::new(pool);
     Batcher::spawn(INSERT_RUNNERS, INSERT_BATCH, move |tasks: Vec<Task>| {
-        let pool = pool.clone();
-        async move { db::create_tasks(&pool, &tasks, grace).await }
+        let connections = connections.clone();
+        async move { db::create_tasks(&connections, &tasks, grace).await }
     })
 }
 
@@ -130,9 +131,13 @@ async fn announce(state: &AppState, event: &StatusEvent) {
 /// gathers, so a burst of tasks costs a few commits instead of one each. Ends when every sender
 /// is dropped and the queue is empty.
 pub async fn mark_sent(pool: MySqlPool, mut sent: mpsc::UnboundedReceiver<TaskId>) {
+    let connection = db::KeptConnections::new(pool);
     let mut batch = Vec::with_capacity(SENT_BATCH);
     while sent.recv_many(&mut batch, SENT_BATCH).await > 0 {
-        if let Err(err) = db::mark_dispatched(&pool, &batch).await {
+        let marked = connection
+            .run(async |conn| db::mark_dispatched(conn, &batch).await)
+            .await;
+        if let Err(err) = marked {
             // Not lost: the relay publishes them again, and the worker ignores duplicates.
             tracing::warn!(
                 tasks = batch.len(),

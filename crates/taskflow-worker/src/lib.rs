@@ -192,7 +192,11 @@ impl Worker {
                 .await;
         }
         self.context.broker.close().await;
-        self.context.pool.close().await;
+        // The batch writers keep their connections until they stop, and closing the pool waits
+        // for every connection: let them go first.
+        let pool = self.context.pool.clone();
+        drop(self.context);
+        pool.close().await;
         metrics_handle.stop_graceful(Duration::from_secs(1));
         let _ = metrics_task.await;
         tracing::info!("worker stopped");

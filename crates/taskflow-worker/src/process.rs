@@ -109,12 +109,13 @@ const MAX_BATCH: usize = 64;
 
 /// Starts the attempts of deliveries that arrive together in one transaction.
 pub fn start_batcher(pool: MySqlPool, prefetch: u16) -> Batcher<TaskId, Started> {
+    let connections = db::KeptConnections::new(pool);
     Batcher::spawn(
         BATCH_RUNNERS,
         usize::from(prefetch).min(MAX_BATCH),
         move |ids: Vec<TaskId>| {
-            let pool = pool.clone();
-            async move { db::start_attempts(&pool, &ids).await }
+            let connections = connections.clone();
+            async move { db::start_attempts(&connections, &ids).await }
         },
     )
 }
@@ -126,13 +127,14 @@ pub fn finish_batcher(
     prefetch: u16,
 ) -> Batcher<Finish, Transition> {
     let worker: Arc<str> = worker.into();
+    let connections = db::KeptConnections::new(pool);
     Batcher::spawn(
         BATCH_RUNNERS,
         usize::from(prefetch).min(MAX_BATCH),
         move |finishes: Vec<Finish>| {
-            let pool = pool.clone();
+            let connections = connections.clone();
             let worker = worker.clone();
-            async move { db::finish_attempts(&pool, &worker, &finishes).await }
+            async move { db::finish_attempts(&connections, &worker, &finishes).await }
         },
     )
 }

@@ -5,6 +5,7 @@
 //! derived enum, so payloads travel as text and statuses as strings parsed into domain types
 //! right here.
 
+mod kept;
 mod migrations;
 mod outbox;
 mod processing;
@@ -18,6 +19,7 @@ use anyhow::Context as _;
 use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
 use sqlx::{Connection as _, MySqlConnection, MySqlPool};
 
+pub use self::kept::KeptConnections;
 pub use self::migrations::migrate;
 pub use self::outbox::{
     OutboxMessage, RelayReport, mark_dispatched, redispatch_stuck_tasks, relay_outbox,

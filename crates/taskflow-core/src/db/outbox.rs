@@ -30,7 +30,10 @@ pub struct OutboxMessage {
 }
 
 /// Marks tasks whose message the broker confirmed as dispatched, in one statement.
-pub async fn mark_dispatched(pool: &MySqlPool, ids: &[TaskId]) -> anyhow::Result<()> {
+pub async fn mark_dispatched<'e>(
+    executor: impl sqlx::MySqlExecutor<'e>,
+    ids: &[TaskId],
+) -> anyhow::Result<()> {
     if ids.is_empty() {
         return Ok(());
     }
@@ -40,7 +43,7 @@ pub async fn mark_dispatched(pool: &MySqlPool, ids: &[TaskId]) -> anyhow::Result
     push_id_list(&mut query, ids);
     query
         .build()
-        .execute(pool)
+        .execute(executor)
         .await
         .with_context(|| format!("marking {} tasks dispatched", ids.len()))?;
     Ok(())

@@ -10,9 +10,9 @@
 
 use anyhow::Context as _;
 use chrono::{DateTime, NaiveDateTime, Utc};
-use sqlx::{MySqlPool, QueryBuilder, Row as _};
+use sqlx::{Connection as _, MySqlConnection, MySqlPool, QueryBuilder, Row as _};
 
-use super::push_id_list;
+use super::{KeptConnections, push_id_list};
 use crate::domain::{AttemptOutcome, TaskId, TaskStatus, now_micros};
 
 /// What [`start_attempt`] found.
@@ -34,6 +34,14 @@ pub enum Started {
 
 /// PENDING → PROCESSING (or resume PROCESSING) under a new attempt number.
 pub async fn start_attempt(pool: &MySqlPool, id: TaskId) -> anyhow::Result<Started> {
+    let mut conn = pool
+        .acquire()
+        .await
+        .context("taking a database connection")?;
+    start_one(&mut conn, id).await
+}
+
+async fn start_one(conn: &mut MySqlConnection, id: TaskId) -> anyhow::Result<Started> {
     let now = now_micros();
     // The common path in one statement: LAST_INSERT_ID(expr) hands the new attempt number back
     // in the OK packet, so no SELECT is needed.
@@ -43,7 +51,7 @@ pub async fn start_attempt(pool: &MySqlPool, id: TaskId) -> anyhow::Result<Start
     )
     .bind(now.naive_utc())
     .bind(id.to_string())
-    .execute(pool)
+    .execute(&mut *conn)
     .await
     .with_context(|| format!("marking task {id} PROCESSING"))?;
     if started.rows_affected() == 1 {
@@ -53,33 +61,35 @@ pub async fn start_attempt(pool: &MySqlPool, id: TaskId) -> anyhow::Result<Start
             updated_at: now,
         });
     }
-    resume_attempt(pool, id, now).await
+    resume_attempt(conn, id, now).await
 }
 
-/// [`start_attempt`] for many tasks, one result per id. The common case, every task PENDING,
-/// is one transaction: one UPDATE for all, and one SELECT of the attempt numbers it gave them.
-pub async fn start_attempts(pool: &MySqlPool, ids: &[TaskId]) -> Vec<anyhow::Result<Started>> {
-    let one_by_one =
-        || futures_util::future::join_all(ids.iter().map(|&id| start_attempt(pool, id)));
-    if ids.len() < 2 {
-        return one_by_one().await;
+/// [`start_attempt`] for many tasks, on a batch writer's connection, one result per id. The
+/// common case, every task PENDING and never attempted (a new task), is one UPDATE in one
+/// transaction: each gets attempt 1.
+pub async fn start_attempts(db: &KeptConnections, ids: &[TaskId]) -> Vec<anyhow::Result<Started>> {
+    if let [id] = ids {
+        return vec![db.run(async |conn| start_one(conn, *id).await).await];
     }
-    let batch = start_all_pending(pool, ids);
+    let one_by_one =
+        || futures_util::future::join_all(ids.iter().map(|&id| start_attempt(db.pool(), id)));
+    let batch = db.run(async |conn| start_all_new(conn, ids).await);
     super::batch_or_one_by_one(ids.len(), "start", batch, one_by_one).await
 }
 
-/// Starts every task of `ids`, if every one is PENDING (and none appears twice); `None`, with
-/// nothing changed, otherwise.
-async fn start_all_pending(
-    pool: &MySqlPool,
+/// Starts attempt 1 of every task of `ids`, if every one is PENDING and has no attempt yet (and
+/// none appears twice); `None`, with nothing changed, otherwise. An operator's retry keeps the
+/// count, so a retried task takes the one-task path, which reads its number.
+async fn start_all_new(
+    conn: &mut MySqlConnection,
     ids: &[TaskId],
 ) -> anyhow::Result<Option<Vec<Started>>> {
     let now = now_micros();
-    let mut tx = pool.begin().await.context("starting a transaction")?;
+    let mut tx = conn.begin().await.context("starting a transaction")?;
     let mut update = QueryBuilder::new("UPDATE tasks SET status = 'PROCESSING', updated_at = ");
     update
         .push_bind(now.naive_utc())
-        .push(", attempts = attempts + 1 WHERE status = 'PENDING' AND id IN ");
+        .push(", attempts = 1 WHERE status = 'PENDING' AND attempts = 0 AND id IN ");
     push_id_list(&mut update, ids);
     let updated = update
         .build()
@@ -90,46 +100,23 @@ async fn start_all_pending(
         tx.rollback().await.context("ending the transaction")?;
         return Ok(None);
     }
-    // The rows are locked by the UPDATE: these are the numbers it wrote. Read them before the
-    // commit, so that nothing can fail once the starts are committed.
-    let mut select = QueryBuilder::new("SELECT id, attempts FROM tasks WHERE id IN ");
-    push_id_list(&mut select, ids);
-    let rows = select
-        .build()
-        .fetch_all(&mut *tx)
-        .await
-        .context("reading the new attempt numbers")?;
-    let mut attempts = std::collections::HashMap::with_capacity(rows.len());
-    for row in &rows {
-        let id: String = row.try_get("id")?;
-        let attempt: i32 = row.try_get("attempts")?;
-        attempts.insert(id, u32::try_from(attempt).unwrap_or(u32::MAX));
-    }
-    let started = ids
-        .iter()
-        .map(|id| {
-            let attempt = *attempts
-                .get(&id.to_string())
-                .with_context(|| format!("task {id} vanished while starting"))?;
-            Ok(Started::Attempt {
-                attempt,
-                from_pending: true,
-                updated_at: now,
-            })
-        })
-        .collect::<anyhow::Result<_>>()?;
     tx.commit().await.context(super::CommitUncertain)?;
-    Ok(Some(started))
+    let started = Started::Attempt {
+        attempt: 1,
+        from_pending: true,
+        updated_at: now,
+    };
+    Ok(Some(vec![started; ids.len()]))
 }
 
 /// The task was not PENDING: finished already, unknown, or PROCESSING under an attempt that
 /// never ended — which is closed in the history as abandoned before a new one starts.
 async fn resume_attempt(
-    pool: &MySqlPool,
+    conn: &mut MySqlConnection,
     id: TaskId,
     now: DateTime<Utc>,
 ) -> anyhow::Result<Started> {
-    let mut tx = pool.begin().await.context("starting a transaction")?;
+    let mut tx = conn.begin().await.context("starting a transaction")?;
     let row = sqlx::query("SELECT status, attempts, updated_at FROM tasks WHERE id = ? FOR UPDATE")
         .bind(id.to_string())
         .fetch_optional(&mut *tx)
@@ -214,9 +201,23 @@ pub async fn finish_attempt(
     outcome: TaskStatus,
     message: &str,
 ) -> anyhow::Result<Transition> {
+    let mut conn = pool
+        .acquire()
+        .await
+        .context("taking a database connection")?;
+    finish_one(&mut conn, id, record, outcome, message).await
+}
+
+async fn finish_one(
+    conn: &mut MySqlConnection,
+    id: TaskId,
+    record: AttemptRecord<'_>,
+    outcome: TaskStatus,
+    message: &str,
+) -> anyhow::Result<Transition> {
     debug_assert!(outcome.is_terminal());
     let now = now_micros();
-    let mut tx = pool.begin().await.context("starting a transaction")?;
+    let mut tx = conn.begin().await.context("starting a transaction")?;
     let result = sqlx::query(
         "UPDATE tasks SET status = ?, updated_at = ?, finished_at = ?, message = ? \
          WHERE id = ? AND status = 'PROCESSING'",
@@ -233,7 +234,7 @@ pub async fn finish_attempt(
         tx.rollback().await.context("ending the transaction")?;
         // Another delivery finished the task while this attempt ran.
         insert_attempt(
-            pool,
+            &mut *conn,
             id,
             record,
             now,
@@ -241,7 +242,7 @@ pub async fn finish_attempt(
             Some("superseded: another delivery finished the task"),
         )
         .await?;
-        return current_status(pool, id).await;
+        return current_status(&mut *conn, id).await;
     }
     let (attempt_outcome, error) = attempt_outcome(outcome, message);
     insert_attempt(&mut *tx, id, record, now, Some(attempt_outcome), error).await?;
@@ -264,31 +265,46 @@ pub struct Finish {
 /// PROCESSING, is one transaction: one UPDATE for all the tasks and one INSERT for all their
 /// attempts.
 pub async fn finish_attempts(
-    pool: &MySqlPool,
+    db: &KeptConnections,
     worker: &str,
     finishes: &[Finish],
 ) -> Vec<anyhow::Result<Transition>> {
+    let record = |finish: &Finish| AttemptRecord {
+        attempt: finish.attempt,
+        worker,
+        started_at: finish.started_at,
+    };
+    if let [finish] = finishes {
+        let finished = db
+            .run(async |conn| {
+                let record = record(finish);
+                finish_one(
+                    conn,
+                    finish.task_id,
+                    record,
+                    finish.outcome,
+                    &finish.message,
+                )
+                .await
+            })
+            .await;
+        return vec![finished];
+    }
     let one_by_one = || {
         futures_util::future::join_all(finishes.iter().map(|finish| {
-            let record = AttemptRecord {
-                attempt: finish.attempt,
-                worker,
-                started_at: finish.started_at,
-            };
             finish_attempt(
-                pool,
+                db.pool(),
                 finish.task_id,
-                record,
+                record(finish),
                 finish.outcome,
                 &finish.message,
             )
         }))
     };
-    if finishes.len() < 2 {
-        return one_by_one().await;
-    }
     let batch = async {
-        let applied = finish_all_processing(pool, worker, finishes).await?;
+        let applied = db
+            .run(async |conn| finish_all_processing(conn, worker, finishes).await)
+            .await?;
         Ok(applied.map(|updated_at| vec![Transition::Applied { updated_at }; finishes.len()]))
     };
     super::batch_or_one_by_one(finishes.len(), "finish", batch, one_by_one).await
@@ -297,13 +313,13 @@ pub async fn finish_attempts(
 /// Finishes every task of `finishes`, if every one is PROCESSING (and none appears twice);
 /// `None`, with nothing changed, otherwise.
 async fn finish_all_processing(
-    pool: &MySqlPool,
+    conn: &mut MySqlConnection,
     worker: &str,
     finishes: &[Finish],
 ) -> anyhow::Result<Option<DateTime<Utc>>> {
     debug_assert!(finishes.iter().all(|finish| finish.outcome.is_terminal()));
     let now = now_micros();
-    let mut tx = pool.begin().await.context("starting a transaction")?;
+    let mut tx = conn.begin().await.context("starting a transaction")?;
     let mut update = QueryBuilder::new("UPDATE tasks SET status = CASE id");
     for finish in finishes {
         update
@@ -442,10 +458,13 @@ async fn insert_attempt<'e>(
     Ok(())
 }
 
-async fn current_status(pool: &MySqlPool, id: TaskId) -> anyhow::Result<Transition> {
+async fn current_status<'e>(
+    executor: impl sqlx::MySqlExecutor<'e>,
+    id: TaskId,
+) -> anyhow::Result<Transition> {
     let current: Option<String> = sqlx::query_scalar("SELECT status FROM tasks WHERE id = ?")
         .bind(id.to_string())
-        .fetch_optional(pool)
+        .fetch_optional(executor)
         .await
         .with_context(|| format!("reading the status of task {id}"))?;
     match current {

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use chrono::{DateTime, NaiveDateTime, Utc};
-use sqlx::{MySqlPool, QueryBuilder, Row as _};
+use sqlx::{MySqlConnection, MySqlPool, QueryBuilder, Row as _};
 
+use super::KeptConnections;
 use crate::domain::{Attempt, Payload, Task, TaskDetail, TaskId, TaskStatus, Title, now_micros};
 
 const TASK_COLUMNS: &str = "id, title, CAST(payload AS CHAR) AS payload, status, \
@@ -17,8 +18,20 @@ const TASK_COLUMNS: &str = "id, title, CAST(payload AS CHAR) AS payload, status,
 /// this returns, the task will be dispatched even if the publish that follows fails (the relay
 /// publishes what is still due after the grace the fast path had).
 pub async fn create_task(pool: &MySqlPool, task: &Task, grace: Duration) -> anyhow::Result<()> {
+    let mut conn = pool
+        .acquire()
+        .await
+        .context("taking a database connection")?;
+    insert_one(&mut conn, task, grace).await
+}
+
+async fn insert_one(
+    conn: &mut MySqlConnection,
+    task: &Task,
+    grace: Duration,
+) -> anyhow::Result<()> {
     insert_tasks(
-        pool,
+        conn,
         std::slice::from_ref(task),
         &[task.payload.to_json_text()],
         grace,
@@ -31,19 +44,24 @@ pub async fn create_task(pool: &MySqlPool, task: &Task, grace: Duration) -> anyh
 /// one, so a burst of large payloads never meets `max_allowed_packet` (4 MiB on MySQL 5.7).
 const BATCH_PAYLOAD_BYTES: usize = 1 << 20;
 
-/// [`create_task`] for many tasks at once: one multi-row INSERT, one commit, one result per
-/// task. Should the batch be refused, each task is inserted on its own, so one task's problem
-/// is not every task's (unless the database cannot be reached at all).
+/// [`create_task`] for many tasks at once, on a batch writer's connection: one multi-row
+/// INSERT, one commit, one result per task. Should the batch be refused, each task is inserted
+/// on its own, so one task's problem is not every task's (unless the database cannot be reached
+/// at all).
 pub async fn create_tasks(
-    pool: &MySqlPool,
+    db: &KeptConnections,
     tasks: &[Task],
     grace: Duration,
 ) -> Vec<anyhow::Result<()>> {
-    let one_by_one =
-        || futures_util::future::join_all(tasks.iter().map(|task| create_task(pool, task, grace)));
-    if tasks.len() < 2 {
-        return one_by_one().await;
+    if let [task] = tasks {
+        return vec![
+            db.run(async |conn| insert_one(conn, task, grace).await)
+                .await,
+        ];
     }
+    let one_by_one = || {
+        futures_util::future::join_all(tasks.iter().map(|task| create_task(db.pool(), task, grace)))
+    };
     let payloads: Vec<Option<String>> = tasks
         .iter()
         .map(|task| task.payload.to_json_text())
@@ -52,14 +70,15 @@ pub async fn create_tasks(
         return one_by_one().await;
     }
     let batch = async {
-        insert_tasks(pool, tasks, &payloads, grace).await?;
+        db.run(async |conn| insert_tasks(conn, tasks, &payloads, grace).await)
+            .await?;
         Ok(Some(vec![(); tasks.len()]))
     };
     super::batch_or_one_by_one(tasks.len(), "insert", batch, one_by_one).await
 }
 
 async fn insert_tasks(
-    pool: &MySqlPool,
+    conn: &mut MySqlConnection,
     tasks: &[Task],
     payloads: &[Option<String>],
     grace: Duration,
@@ -78,7 +97,7 @@ async fn insert_tasks(
     });
     query
         .build()
-        .execute(pool)
+        .execute(conn)
         .await
         .with_context(|| format!("inserting {} tasks", tasks.len()))?;
     Ok(())
