@@ -47,12 +47,16 @@ impl KeptConnections {
         &self.pool
     }
 
-    /// A kept connection if there is one (pinged if it has been idle a while), else one from the
-    /// pool.
+    /// A kept connection if there is one (pinged if it has been idle a while, within the pool's
+    /// acquire timeout, as the pool's own ping is), else one from the pool.
     async fn take(&self) -> anyhow::Result<PoolConnection<MySql>> {
         let kept = self.idle.lock().expect("kept connections").pop();
         if let Some(Idle { mut conn, since }) = kept {
-            if since.elapsed() < PING_AFTER_IDLE || conn.ping().await.is_ok() {
+            if since.elapsed() < PING_AFTER_IDLE {
+                return Ok(conn);
+            }
+            let timeout = self.pool.options().get_acquire_timeout();
+            if let Ok(Ok(())) = tokio::time::timeout(timeout, conn.ping()).await {
                 return Ok(conn);
             }
             conn.close_on_drop();
