@@ -8,11 +8,11 @@
 //! work failed goes back to the pool (whose ping closes it if it is broken), and one kept idle
 //! for a while is pinged before it is used again. A writer keeps at most a quarter of the pool
 //! (none from a pool of fewer than four), so the rest of the process always finds connections.
+//! Closing the pool waits for every connection, kept ones too: drop the writers first.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
 use sqlx::pool::PoolConnection;
 use sqlx::{Connection as _, MySql, MySqlConnection, MySqlPool};
 
@@ -61,10 +61,7 @@ impl KeptConnections {
             }
             conn.close_on_drop();
         }
-        self.pool
-            .acquire()
-            .await
-            .context("taking a database connection")
+        super::acquire(&self.pool).await
     }
 
     /// Runs `work` on a kept connection, and keeps the connection for the next batch if the

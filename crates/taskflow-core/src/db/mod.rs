@@ -149,6 +149,11 @@ impl std::fmt::Display for CommitUncertain {
     }
 }
 
+/// A connection from the pool, for work that takes several statements on one connection.
+async fn acquire(pool: &MySqlPool) -> anyhow::Result<sqlx::pool::PoolConnection<sqlx::MySql>> {
+    pool.acquire().await.context("taking a database connection")
+}
+
 /// Whether a failed batch must fail as a whole rather than be retried task by task: the
 /// database is unreachable (each retry would wait as long again), or the batch's commit is in
 /// doubt (a retry could apply a change twice).

@@ -34,10 +34,7 @@ pub enum Started {
 
 /// PENDING → PROCESSING (or resume PROCESSING) under a new attempt number.
 pub async fn start_attempt(pool: &MySqlPool, id: TaskId) -> anyhow::Result<Started> {
-    let mut conn = pool
-        .acquire()
-        .await
-        .context("taking a database connection")?;
+    let mut conn = super::acquire(pool).await?;
     start_one(&mut conn, id).await
 }
 
@@ -201,10 +198,7 @@ pub async fn finish_attempt(
     outcome: TaskStatus,
     message: &str,
 ) -> anyhow::Result<Transition> {
-    let mut conn = pool
-        .acquire()
-        .await
-        .context("taking a database connection")?;
+    let mut conn = super::acquire(pool).await?;
     finish_one(&mut conn, id, record, outcome, message).await
 }
 

@@ -18,10 +18,7 @@ const TASK_COLUMNS: &str = "id, title, CAST(payload AS CHAR) AS payload, status,
 /// this returns, the task will be dispatched even if the publish that follows fails (the relay
 /// publishes what is still due after the grace the fast path had).
 pub async fn create_task(pool: &MySqlPool, task: &Task, grace: Duration) -> anyhow::Result<()> {
-    let mut conn = pool
-        .acquire()
-        .await
-        .context("taking a database connection")?;
+    let mut conn = super::acquire(pool).await?;
     insert_one(&mut conn, task, grace).await
 }
 
