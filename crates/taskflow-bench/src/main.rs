@@ -72,6 +72,7 @@ struct Report {
     create_with_workers_stopped: bool,
     create: Vec<CreateFigures>,
     create_vs_insert_ceiling_at_64: Option<f64>,
+    create_vs_insert_then_publish_ceiling_at_64: Option<f64>,
     pipeline: Option<PipelineFigures>,
     pipeline_vs_three_commit_ceiling: Option<f64>,
     latency: Vec<LatencyFigures>,
@@ -92,6 +93,9 @@ struct Machine {
 #[derive(Serialize)]
 struct Ceilings {
     insert_commit_per_second_at_64: f64,
+    /// An INSERT+COMMIT, then a confirmed publish per row, at concurrency 64: what a create
+    /// owes at the least, on the same cores.
+    insert_then_publish_per_second_at_64: f64,
     confirmed_publish_per_second: f64,
     redis_publish_per_second: f64,
 }
@@ -265,10 +269,13 @@ async fn main() -> anyhow::Result<()> {
         let before = stack.usage();
         let ceiling = Duration::from_secs(plan.ceiling_seconds);
         let mut inserts = Vec::new();
+        let mut inserts_then_publishes = Vec::new();
         let mut publishes = Vec::new();
         let mut redis = Vec::new();
         for _ in 0..plan.runs {
             inserts.push(phases::insert_ceiling(&env, 64, ceiling).await?);
+            inserts_then_publishes
+                .push(phases::insert_then_publish_ceiling(&env, 64, ceiling).await?);
             publishes.push(
                 phases::publish_ceiling(&env, if args.quick { 5_000 } else { 50_000 }).await?,
             );
@@ -276,6 +283,7 @@ async fn main() -> anyhow::Result<()> {
         }
         ceilings = Some(Ceilings {
             insert_commit_per_second_at_64: median(inserts),
+            insert_then_publish_per_second_at_64: median(inserts_then_publishes),
             confirmed_publish_per_second: median(publishes),
             redis_publish_per_second: median(redis),
         });
@@ -400,6 +408,10 @@ async fn main() -> anyhow::Result<()> {
         create_vs_insert_ceiling_at_64: insert_ceiling
             .zip(create.get(2))
             .map(|(ceiling, at_64)| at_64.requests_per_second / ceiling),
+        create_vs_insert_then_publish_ceiling_at_64: ceilings
+            .as_ref()
+            .zip(create.get(2))
+            .map(|(c, at_64)| at_64.requests_per_second / c.insert_then_publish_per_second_at_64),
         pipeline_vs_three_commit_ceiling: insert_ceiling
             .zip(pipeline)
             .map(|(ceiling, pipeline)| pipeline.tasks_per_second / (ceiling / 3.0)),
@@ -619,6 +631,10 @@ fn render(r: &Report) -> String {
             c.insert_commit_per_second_at_64
         );
         md += &format!(
+            "| Raw ceiling: INSERT+COMMIT, then a confirmed publish, at concurrency 64 | {:.0}/s |\n",
+            c.insert_then_publish_per_second_at_64
+        );
+        md += &format!(
             "| Raw ceiling: confirmed AMQP publishes | {:.0}/s |\n",
             c.confirmed_publish_per_second
         );
@@ -641,6 +657,12 @@ fn render(r: &Report) -> String {
     if let Some(ratio) = r.create_vs_insert_ceiling_at_64 {
         md += &format!(
             "| Create at 64 vs INSERT ceiling | {:.0}% |\n",
+            ratio * 100.0
+        );
+    }
+    if let Some(ratio) = r.create_vs_insert_then_publish_ceiling_at_64 {
+        md += &format!(
+            "| Create at 64 vs INSERT-then-publish ceiling | {:.0}% |\n",
             ratio * 100.0
         );
     }
