@@ -4,6 +4,13 @@
 //! it: its JSON type is `LONGTEXT` with a `CHECK`, and sqlx cannot decode its `ENUM` into a
 //! derived enum, so payloads travel as text and statuses as strings parsed into domain types
 //! right here.
+//!
+//! Every status change names its index: `UPDATE tasks FORCE INDEX (PRIMARY) … WHERE id … AND
+//! status = …`. Left to itself the optimizer finds the row through `idx_tasks_status` (the
+//! status plus the key it carries is as selective as the key), and since that index is the one
+//! being changed it must first gather the rows in a buffer ("Using buffer" in `EXPLAIN`), after
+//! weighing every status index. By the primary key the same UPDATE costs MariaDB about a third
+//! less (20,000 status flips in one transaction: 2.5 s against 4.0 s).
 
 mod kept;
 mod migrations;
@@ -34,7 +41,6 @@ pub use self::tasks::{
 };
 use crate::config::DbSettings;
 use crate::connect::retry_connect;
-use crate::domain::TaskId;
 
 /// Connects a pool, retrying as `DB_CONNECT_ATTEMPTS` / `DB_CONNECT_BACKOFF` say.
 pub async fn connect(settings: &DbSettings) -> anyhow::Result<MySqlPool> {
@@ -98,7 +104,7 @@ pub async fn ping(pool: &MySqlPool) -> anyhow::Result<()> {
 /// Appends `(?, ?, …)` binding `ids`, padded to a power of two by repeating the last id (which
 /// changes nothing an `IN` matches): the statement then comes in a handful of shapes, each
 /// prepared once per connection (see [`crate::batch::Batcher`] for why that matters).
-fn push_id_list(query: &mut sqlx::QueryBuilder<sqlx::MySql>, ids: &[TaskId]) {
+fn push_id_list(query: &mut sqlx::QueryBuilder<sqlx::MySql>, ids: &[impl std::fmt::Display]) {
     let Some(last) = ids.last() else {
         // Matches nothing, and is valid SQL (an empty `IN ()` is not).
         query.push("(NULL)");

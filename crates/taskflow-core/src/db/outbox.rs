@@ -152,6 +152,12 @@ where
 /// Finds tasks PENDING or PROCESSING without any change for `lease` — their message was lost, or
 /// the worker holding them vanished with it — and makes them due for dispatch now. Renewing
 /// `updated_at` keeps the next sweep from taking them again at once. Returns how many.
+///
+/// Candidates are found by a plain read, then updated by primary key with the conditions checked
+/// again. A single `UPDATE … WHERE status IN …` would lock every PENDING and PROCESSING row it
+/// scans, stuck or not (InnoDB locks what a locking read examines), holding up the workers'
+/// status changes, and it would take `idx_tasks_status` before the rows, the reverse of their
+/// order: a deadlock with a worker's finish, seen in the bench.
 pub async fn redispatch_stuck_tasks(
     pool: &MySqlPool,
     lease: Duration,
@@ -159,17 +165,31 @@ pub async fn redispatch_stuck_tasks(
 ) -> anyhow::Result<u64> {
     let now = now_micros();
     let cutoff: NaiveDateTime = (now - lease).naive_utc();
-    let result = sqlx::query(
-        "UPDATE tasks SET dispatch_due_at = ?, updated_at = ? \
-         WHERE status IN ('PENDING', 'PROCESSING') AND updated_at < ? \
+    let stuck: Vec<String> = sqlx::query_scalar(
+        "SELECT id FROM tasks WHERE status IN ('PENDING', 'PROCESSING') AND updated_at < ? \
          AND dispatch_due_at IS NULL LIMIT ?",
     )
-    .bind(now.naive_utc())
-    .bind(now.naive_utc())
     .bind(cutoff)
     .bind(limit)
-    .execute(pool)
+    .fetch_all(pool)
     .await
-    .context("re-dispatching stuck tasks")?;
+    .context("finding stuck tasks")?;
+    if stuck.is_empty() {
+        return Ok(0);
+    }
+    let mut update = QueryBuilder::new("UPDATE tasks FORCE INDEX (PRIMARY) SET dispatch_due_at = ");
+    update
+        .push_bind(now.naive_utc())
+        .push(", updated_at = ")
+        .push_bind(now.naive_utc())
+        .push(" WHERE status IN ('PENDING', 'PROCESSING') AND updated_at < ")
+        .push_bind(cutoff)
+        .push(" AND dispatch_due_at IS NULL AND id IN ");
+    push_id_list(&mut update, &stuck);
+    let result = update
+        .build()
+        .execute(pool)
+        .await
+        .context("re-dispatching stuck tasks")?;
     Ok(result.rows_affected())
 }

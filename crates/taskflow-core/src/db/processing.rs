@@ -43,7 +43,7 @@ async fn start_one(conn: &mut MySqlConnection, id: TaskId) -> anyhow::Result<Sta
     // The common path in one statement: LAST_INSERT_ID(expr) hands the new attempt number back
     // in the OK packet, so no SELECT is needed.
     let started = sqlx::query(
-        "UPDATE tasks SET status = 'PROCESSING', attempts = LAST_INSERT_ID(attempts + 1), \
+        "UPDATE tasks FORCE INDEX (PRIMARY) SET status = 'PROCESSING', attempts = LAST_INSERT_ID(attempts + 1), \
          updated_at = ? WHERE id = ? AND status = 'PENDING'",
     )
     .bind(now.naive_utc())
@@ -83,7 +83,9 @@ async fn start_all_new(
 ) -> anyhow::Result<Option<Vec<Started>>> {
     let now = now_micros();
     let mut tx = conn.begin().await.context("starting a transaction")?;
-    let mut update = QueryBuilder::new("UPDATE tasks SET status = 'PROCESSING', updated_at = ");
+    let mut update = QueryBuilder::new(
+        "UPDATE tasks FORCE INDEX (PRIMARY) SET status = 'PROCESSING', updated_at = ",
+    );
     update
         .push_bind(now.naive_utc())
         .push(", attempts = 1 WHERE status = 'PENDING' AND attempts = 0 AND id IN ");
@@ -213,7 +215,7 @@ async fn finish_one(
     let now = now_micros();
     let mut tx = conn.begin().await.context("starting a transaction")?;
     let result = sqlx::query(
-        "UPDATE tasks SET status = ?, updated_at = ?, finished_at = ?, message = ? \
+        "UPDATE tasks FORCE INDEX (PRIMARY) SET status = ?, updated_at = ?, finished_at = ?, message = ? \
          WHERE id = ? AND status = 'PROCESSING'",
     )
     .bind(outcome.as_str())
@@ -314,7 +316,7 @@ async fn finish_all_processing(
     debug_assert!(finishes.iter().all(|finish| finish.outcome.is_terminal()));
     let now = now_micros();
     let mut tx = conn.begin().await.context("starting a transaction")?;
-    let mut update = QueryBuilder::new("UPDATE tasks SET status = CASE id");
+    let mut update = QueryBuilder::new("UPDATE tasks FORCE INDEX (PRIMARY) SET status = CASE id");
     for finish in finishes {
         update
             .push(" WHEN ")
@@ -384,7 +386,7 @@ fn attempt_outcome(status: TaskStatus, message: &str) -> (AttemptOutcome, Option
 pub async fn fail_task(pool: &MySqlPool, id: TaskId, reason: &str) -> anyhow::Result<Transition> {
     let now = now_micros();
     let result = sqlx::query(
-        "UPDATE tasks SET status = 'FAILED', updated_at = ?, finished_at = ?, message = ? \
+        "UPDATE tasks FORCE INDEX (PRIMARY) SET status = 'FAILED', updated_at = ?, finished_at = ?, message = ? \
          WHERE id = ? AND status IN ('PENDING', 'PROCESSING')",
     )
     .bind(now.naive_utc())

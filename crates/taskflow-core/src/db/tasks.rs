@@ -240,7 +240,7 @@ pub async fn retry_task(
 ) -> anyhow::Result<RetryOutcome> {
     let now = now_micros();
     let result = sqlx::query(
-        "UPDATE tasks SET status = 'PENDING', updated_at = ?, finished_at = NULL, message = NULL, \
+        "UPDATE tasks FORCE INDEX (PRIMARY) SET status = 'PENDING', updated_at = ?, finished_at = NULL, message = NULL, \
          dispatch_due_at = ? WHERE id = ? AND status = 'FAILED'",
     )
     .bind(now.naive_utc())
