@@ -326,6 +326,38 @@ async fn a_task_stuck_processing_with_its_message_lost_is_dispatched_again() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stuck_task_sweep_never_waits_on_a_task_that_is_not_stuck() {
+    // Arrange: a task being worked on right now, its row locked by an open transaction (as a
+    // worker's finish holds it).
+    let app = TestApp::spawn_with(Options {
+        no_worker: true,
+        ..Options::default()
+    })
+    .await;
+    let id = app.create_task("busy", json!({"message": "hi"})).await;
+    taskflow_core::db::start_attempt(&app.pool, id)
+        .await
+        .unwrap();
+    let mut finishing = app.pool.begin().await.unwrap();
+    sqlx::query("SELECT id FROM tasks WHERE id = ? FOR UPDATE")
+        .bind(id.to_string())
+        .fetch_one(&mut *finishing)
+        .await
+        .unwrap();
+
+    // Act: a sweep for tasks unchanged for an hour, which this one is not.
+    let sweep =
+        taskflow_core::db::redispatch_stuck_tasks(&app.pool, Duration::from_secs(3600), 100);
+    let swept = tokio::time::timeout(Duration::from_secs(10), sweep).await;
+
+    // Assert: it neither waited for the lock (a locking scan of the active tasks would, up to
+    // innodb_lock_wait_timeout) nor took the task.
+    let swept = swept.expect("the sweep waited on a task that is not stuck");
+    assert_eq!(swept.unwrap(), 0);
+    finishing.rollback().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn healthz_names_the_dependency_that_does_not_answer() {
     let app = TestApp::spawn_with(options(Proxied::Api, &[])).await;
     let proxies = app.proxies.as_ref().unwrap();
