@@ -43,8 +43,9 @@ async fn start_one(conn: &mut MySqlConnection, id: TaskId) -> anyhow::Result<Sta
     // The common path in one statement: LAST_INSERT_ID(expr) hands the new attempt number back
     // in the OK packet, so no SELECT is needed.
     let started = sqlx::query(
-        "UPDATE tasks FORCE INDEX (PRIMARY) SET status = 'PROCESSING', attempts = LAST_INSERT_ID(attempts + 1), \
-         updated_at = ? WHERE id = ? AND status = 'PENDING'",
+        "UPDATE tasks FORCE INDEX (PRIMARY) \
+         SET status = 'PROCESSING', attempts = LAST_INSERT_ID(attempts + 1), updated_at = ? \
+         WHERE id = ? AND status = 'PENDING'",
     )
     .bind(now.naive_utc())
     .bind(id.to_string())
@@ -215,7 +216,8 @@ async fn finish_one(
     let now = now_micros();
     let mut tx = conn.begin().await.context("starting a transaction")?;
     let result = sqlx::query(
-        "UPDATE tasks FORCE INDEX (PRIMARY) SET status = ?, updated_at = ?, finished_at = ?, message = ? \
+        "UPDATE tasks FORCE INDEX (PRIMARY) \
+         SET status = ?, updated_at = ?, finished_at = ?, message = ? \
          WHERE id = ? AND status = 'PROCESSING'",
     )
     .bind(outcome.as_str())
@@ -386,7 +388,8 @@ fn attempt_outcome(status: TaskStatus, message: &str) -> (AttemptOutcome, Option
 pub async fn fail_task(pool: &MySqlPool, id: TaskId, reason: &str) -> anyhow::Result<Transition> {
     let now = now_micros();
     let result = sqlx::query(
-        "UPDATE tasks FORCE INDEX (PRIMARY) SET status = 'FAILED', updated_at = ?, finished_at = ?, message = ? \
+        "UPDATE tasks FORCE INDEX (PRIMARY) \
+         SET status = 'FAILED', updated_at = ?, finished_at = ?, message = ? \
          WHERE id = ? AND status IN ('PENDING', 'PROCESSING')",
     )
     .bind(now.naive_utc())

@@ -240,7 +240,8 @@ pub async fn retry_task(
 ) -> anyhow::Result<RetryOutcome> {
     let now = now_micros();
     let result = sqlx::query(
-        "UPDATE tasks FORCE INDEX (PRIMARY) SET status = 'PENDING', updated_at = ?, finished_at = NULL, message = NULL, \
+        "UPDATE tasks FORCE INDEX (PRIMARY) \
+         SET status = 'PENDING', updated_at = ?, finished_at = NULL, message = NULL, \
          dispatch_due_at = ? WHERE id = ? AND status = 'FAILED'",
     )
     .bind(now.naive_utc())
