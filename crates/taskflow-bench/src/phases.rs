@@ -61,34 +61,32 @@ pub async fn insert_then_publish_ceiling(
     concurrency: usize,
     duration: Duration,
 ) -> anyhow::Result<f64> {
-    let scratch = ScratchTable::create(env, concurrency).await?;
     let (connection, channel, queue) = scratch_queue(env, "insert-publish").await?;
-    let in_flight = Arc::new(tokio::sync::Semaphore::new(MAX_UNCONFIRMED));
-    let confirms = Arc::new(Mutex::new(tokio::task::JoinSet::new()));
+    let writers = Arc::new(InsertThenPublish {
+        scratch: ScratchTable::create(env, concurrency).await?,
+        channel,
+        queue,
+        in_flight: Arc::new(tokio::sync::Semaphore::new(MAX_UNCONFIRMED)),
+        confirms: Mutex::new(tokio::task::JoinSet::new()),
+    });
     let started = Instant::now();
     run_for(concurrency, duration, {
-        let scratch = scratch.clone();
-        let (channel, queue) = (channel.clone(), queue.clone());
-        let (in_flight, confirms) = (in_flight.clone(), confirms.clone());
+        let writers = writers.clone();
         move |i| {
-            let (scratch, channel, queue) = (scratch.clone(), channel.clone(), queue.clone());
-            let (in_flight, confirms) = (in_flight.clone(), confirms.clone());
-            async move {
-                scratch.insert(i).await?;
-                let slot = in_flight.acquire_owned().await?;
-                let confirm = publish(&channel, &queue).await?;
-                confirms.lock().await.spawn(async move {
-                    let confirmed = confirm.await;
-                    drop(slot);
-                    confirmed
-                });
-                Ok(())
-            }
+            let writers = writers.clone();
+            async move { writers.run(i).await }
         }
     })
     .await?;
+    let InsertThenPublish {
+        scratch,
+        channel,
+        queue,
+        confirms,
+        ..
+    } = Arc::try_unwrap(writers).map_err(|_| anyhow::anyhow!("the writers are still running"))?;
+    let mut confirms = confirms.into_inner();
     let mut confirmed = 0u64;
-    let mut confirms = std::mem::take(&mut *confirms.lock().await);
     while let Some(confirm) = confirms.join_next().await {
         confirm??;
         confirmed += 1;
@@ -99,6 +97,31 @@ pub async fn insert_then_publish_ceiling(
     Ok(rate)
 }
 
+/// What the writers of [`insert_then_publish_ceiling`] share.
+struct InsertThenPublish {
+    scratch: ScratchTable,
+    channel: lapin::Channel,
+    queue: String,
+    /// Publishes not yet confirmed, at most [`MAX_UNCONFIRMED`].
+    in_flight: Arc<tokio::sync::Semaphore>,
+    confirms: Mutex<tokio::task::JoinSet<lapin::Result<lapin::Confirmation>>>,
+}
+
+impl InsertThenPublish {
+    /// One row on writer `i`'s connection, then its publish; the confirm is awaited aside.
+    async fn run(&self, i: usize) -> anyhow::Result<()> {
+        self.scratch.insert(i).await?;
+        let slot = self.in_flight.clone().acquire_owned().await?;
+        let confirm = publish(&self.channel, &self.queue).await?;
+        self.confirms.lock().await.spawn(async move {
+            let confirmed = confirm.await;
+            drop(slot);
+            confirmed
+        });
+        Ok(())
+    }
+}
+
 /// Publishes the API's confirms may wait for at once (its dispatch bound).
 const MAX_UNCONFIRMED: usize = 1024;
 
@@ -106,6 +129,8 @@ const MAX_UNCONFIRMED: usize = 1024;
 #[derive(Clone)]
 struct ScratchTable {
     name: String,
+    /// The INSERT each writer repeats, formatted once.
+    insert: Arc<str>,
     connections: Arc<Vec<Mutex<sqlx::MySqlConnection>>>,
 }
 
@@ -129,6 +154,7 @@ impl ScratchTable {
         .await?;
         drop(first);
         Ok(Self {
+            insert: format!("INSERT INTO `{name}` (body) VALUES ('ceiling')").into(),
             name,
             connections: Arc::new(connections),
         })
@@ -137,12 +163,9 @@ impl ScratchTable {
     /// One row, committed, on writer `i`'s connection.
     async fn insert(&self, i: usize) -> anyhow::Result<()> {
         let mut connection = self.connections[i].lock().await;
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO `{}` (body) VALUES ('ceiling')",
-            self.name
-        )))
-        .execute(&mut *connection)
-        .await?;
+        sqlx::query(sqlx::AssertSqlSafe(self.insert.clone()))
+            .execute(&mut *connection)
+            .await?;
         Ok(())
     }
 
