@@ -62,6 +62,52 @@ async fn a_task_accepted_while_the_broker_is_down_is_dispatched_after_it_returns
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_confirmed_task_no_worker_takes_is_marked_dispatched_and_published_once() {
+    // Arrange: no worker, so the task's message waits in the queue; the relay would publish a
+    // task still due after the grace (5 s here; the API marks a fifth of it after the confirm).
+    let app = TestApp::spawn_with(Options {
+        no_worker: true,
+        vars: vec![("OUTBOX_GRACE_MS", "5000".to_owned())],
+        ..Options::default()
+    })
+    .await;
+
+    // Act
+    let id = app.create_task("queued", json!({"message": "hi"})).await;
+    app.wait_until_dispatched(id).await;
+
+    // Assert: marked by the API, not by the relay after publishing it again (once a task is not
+    // due, no relay takes it).
+    assert_eq!(app.queue_depth(&app.direct.amqp.queue).await, Some(1));
+    assert_eq!(app.stored_status(id).await, TaskStatus::Pending);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starting_a_task_ends_its_dispatch_without_waiting_for_the_apis_mark() {
+    // Arrange: an API that marks confirmed tasks only after twelve minutes (a fifth of the
+    // grace), and a task whose message is in the queue.
+    let app = TestApp::spawn_with(Options {
+        no_worker: true,
+        vars: vec![("OUTBOX_GRACE_MS", "3600000".to_owned())],
+        ..Options::default()
+    })
+    .await;
+    let id = app.create_task("started", json!({"message": "hi"})).await;
+    app.take_message(&app.direct.amqp.queue)
+        .await
+        .expect("the task's message");
+    assert!(app.dispatch_due(id).await, "the API marks it only later");
+
+    // Act: a worker starts it.
+    taskflow_core::db::start_attempt(&app.pool, id)
+        .await
+        .unwrap();
+
+    // Assert
+    assert!(!app.dispatch_due(id).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_killed_mid_batch_leaves_every_task_finished_exactly_once() {
     // Arrange: 200 tasks queued, then a worker process starts on them.
     let app = TestApp::spawn_without_worker().await;

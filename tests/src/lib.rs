@@ -594,6 +594,31 @@ impl TestApp {
         declared.ok().map(|queue| queue.message_count())
     }
 
+    /// Whether the task is still due for dispatch: its message not yet known to have reached
+    /// the broker (`dispatch_due_at` set).
+    pub async fn dispatch_due(&self, id: TaskId) -> bool {
+        sqlx::query_scalar("SELECT dispatch_due_at IS NOT NULL FROM tasks WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_one(&self.pool)
+            .await
+            .expect("reading the task's dispatch mark")
+    }
+
+    /// Waits until the task is no longer due for dispatch (for when no event can tell).
+    pub async fn wait_until_dispatched(&self, id: TaskId) {
+        let waited = tokio::time::timeout(EVENT_TIMEOUT, async {
+            let mut interval = tokio::time::interval(Duration::from_millis(25));
+            loop {
+                interval.tick().await;
+                if !self.dispatch_due(id).await {
+                    return;
+                }
+            }
+        })
+        .await;
+        waited.unwrap_or_else(|_| panic!("task {id} stayed due for dispatch"));
+    }
+
     /// The task's status as stored.
     pub async fn stored_status(&self, id: TaskId) -> TaskStatus {
         let status: String = sqlx::query_scalar("SELECT status FROM tasks WHERE id = ?")

@@ -3,6 +3,7 @@
 //! dispatch certain), the batch clearing of confirmed outbox marks, and the relay that sweeps
 //! what the fast path missed and re-dispatches stuck tasks.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -127,25 +128,55 @@ async fn announce(state: &AppState, event: &StatusEvent) {
     }
 }
 
-/// Marks confirmed tasks dispatched, many per statement: while one UPDATE runs, the next batch
-/// gathers, so a burst of tasks costs a few commits instead of one each. Ends when every sender
-/// is dropped and the queue is empty.
-pub async fn mark_sent(pool: MySqlPool, mut sent: mpsc::UnboundedReceiver<TaskId>) {
+/// Marks confirmed tasks dispatched, a fifth of the outbox grace after their confirm, many per
+/// statement. A worker clears the mark itself in the statement that starts the task, so by then
+/// nearly every mark is gone and the UPDATE finds nothing to write: no row change, no commit to
+/// flush. What it does clear is a task still waiting in the queue (behind a backlog, or for a
+/// worker that does not clear marks, like the Python one), well before the relay would take it
+/// for unpublished. Once every sender is dropped (the API is stopping), what is left is marked at
+/// once.
+pub async fn mark_sent(
+    pool: MySqlPool,
+    mut sent: mpsc::UnboundedReceiver<TaskId>,
+    grace: Duration,
+) {
+    let delay = grace / 5;
     let connection = db::KeptConnections::new(pool);
-    let mut batch = Vec::with_capacity(SENT_BATCH);
-    while sent.recv_many(&mut batch, SENT_BATCH).await > 0 {
-        let marked = connection
-            .run(async |conn| db::mark_dispatched(conn, &batch).await)
-            .await;
-        if let Err(err) = marked {
-            // Not lost: the relay publishes them again, and the worker ignores duplicates.
-            tracing::warn!(
-                tasks = batch.len(),
-                error = format!("{err:#}"),
-                "cannot mark tasks dispatched"
-            );
+    let mut waiting: VecDeque<(Instant, TaskId)> = VecDeque::new();
+    let mut arrived = Vec::with_capacity(SENT_BATCH);
+    let mut open = true;
+    while open || !waiting.is_empty() {
+        let next_pass = waiting.front().map(|&(confirmed, _)| confirmed + delay);
+        tokio::select! {
+            received = sent.recv_many(&mut arrived, SENT_BATCH), if open => {
+                open = received > 0;
+                let now = Instant::now();
+                waiting.extend(arrived.drain(..).map(|id| (now, id)));
+            }
+            () = tokio::time::sleep_until(next_pass.unwrap_or_else(Instant::now).into()),
+                if next_pass.is_some() => {}
         }
-        batch.clear();
+        // A pass begins once the oldest task is due and takes every task confirmed at least
+        // half the delay ago: passes are half a delay apart at least, whatever the rate.
+        let now = Instant::now();
+        if open && next_pass.is_none_or(|at| at > now) {
+            continue;
+        }
+        let ripe = waiting.partition_point(|&(confirmed, _)| !open || confirmed + delay / 2 <= now);
+        let ripe: Vec<TaskId> = waiting.drain(..ripe).map(|(_, id)| id).collect();
+        for batch in ripe.chunks(SENT_BATCH) {
+            let marked = connection
+                .run(async |conn| db::mark_dispatched(conn, batch).await)
+                .await;
+            if let Err(err) = marked {
+                // Not lost: the relay publishes them again, and the worker ignores duplicates.
+                tracing::warn!(
+                    tasks = batch.len(),
+                    error = format!("{err:#}"),
+                    "cannot mark tasks dispatched"
+                );
+            }
+        }
     }
 }
 

@@ -74,7 +74,11 @@ impl Api {
         )
         .await;
         let (sent, to_mark) = tokio::sync::mpsc::unbounded_channel();
-        let mark_sent = tokio::spawn(dispatch::mark_sent(pool.clone(), to_mark));
+        let mark_sent = tokio::spawn(dispatch::mark_sent(
+            pool.clone(),
+            to_mark,
+            settings.recovery.outbox_grace,
+        ));
         let relay_outbox = tokio::spawn(dispatch::relay(
             pool.clone(),
             broker.clone(),

@@ -163,8 +163,8 @@ impl RetrySettings {
 pub struct RecoverySettings {
     /// `OUTBOX_SWEEP_INTERVAL_MS`: how often the relay looks for unpublished tasks.
     pub sweep_interval: Duration,
-    /// `OUTBOX_GRACE_MS`: how old an outbox row must be before the relay publishes it; the fast
-    /// path normally deletes it well before.
+    /// `OUTBOX_GRACE_MS`: how long after its commit a task still due for dispatch is taken by the
+    /// relay; the fast path (or the worker starting the task) normally clears it well before.
     pub outbox_grace: Duration,
     /// `TASK_LEASE_SECONDS`: a task PENDING or PROCESSING without change for this long is
     /// dispatched again (its message was lost, e.g. by a broker without persistence).

@@ -3,9 +3,11 @@
 //! A task whose `task.created` message the broker has not confirmed yet has `dispatch_due_at`
 //! set: the INSERT that creates the task (or the UPDATE that retries it) sets it, so the task and
 //! its pending dispatch are written by one statement, in one commit. The API publishes right
-//! after that commit and then clears the column (in batches); the relay publishes whatever is
-//! still due, so a task accepted with 201 is dispatched even if the broker was down or the API
-//! crashed in between. Relays in several API replicas take disjoint rows
+//! after that commit; whatever clears the column first ends the task's dispatch — the worker's
+//! start (in the statement that starts it, at no extra cost), or the API a little after the
+//! broker confirmed (in batches, for tasks still queued). The relay publishes whatever is still
+//! due after the grace, so a task accepted with 201 is dispatched even if the broker was down or
+//! the API crashed in between. Relays in several API replicas take disjoint rows
 //! (`FOR UPDATE SKIP LOCKED`), so none is published twice by them.
 //!
 //! Clearing the column sets `updated_at = updated_at`: an UPDATE that names the column keeps
@@ -29,7 +31,8 @@ pub struct OutboxMessage {
     pub body: Vec<u8>,
 }
 
-/// Marks tasks whose message the broker confirmed as dispatched, in one statement.
+/// Marks tasks whose message the broker confirmed as dispatched, in one statement. A task a
+/// worker has started is marked already: its row is left as it is, nothing written.
 pub async fn mark_dispatched<'e>(
     executor: impl sqlx::MySqlExecutor<'e>,
     ids: &[TaskId],
@@ -38,7 +41,8 @@ pub async fn mark_dispatched<'e>(
         return Ok(());
     }
     let mut query = QueryBuilder::new(
-        "UPDATE tasks SET dispatch_due_at = NULL, updated_at = updated_at WHERE id IN ",
+        "UPDATE tasks FORCE INDEX (PRIMARY) SET dispatch_due_at = NULL, updated_at = updated_at \
+         WHERE dispatch_due_at IS NOT NULL AND id IN ",
     );
     push_id_list(&mut query, ids);
     query

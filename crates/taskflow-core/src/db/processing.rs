@@ -1,7 +1,8 @@
 //! The worker's writes: starting an attempt, finishing it, recording a retry, failing a task.
 //!
 //! Every status change is conditional on the status the caller expects, so however many
-//! deliveries of a task race here, exactly one moves it to DONE or FAILED. The common path costs
+//! deliveries of a task race here, exactly one moves it to DONE or FAILED. Starting a task also
+//! clears its outbox mark (`dispatch_due_at`): a message that reached a worker is dispatched. The common path costs
 //! two commits per task: one UPDATE to start (PENDING → PROCESSING), and one transaction that
 //! finishes the task and records its attempt together. Under load both are shared by many
 //! tasks ([`start_attempts`], [`finish_attempts`]): a batch takes the common path for all its
@@ -44,8 +45,8 @@ async fn start_one(conn: &mut MySqlConnection, id: TaskId) -> anyhow::Result<Sta
     // in the OK packet, so no SELECT is needed.
     let started = sqlx::query(
         "UPDATE tasks FORCE INDEX (PRIMARY) \
-         SET status = 'PROCESSING', attempts = LAST_INSERT_ID(attempts + 1), updated_at = ? \
-         WHERE id = ? AND status = 'PENDING'",
+         SET status = 'PROCESSING', attempts = LAST_INSERT_ID(attempts + 1), updated_at = ?, \
+         dispatch_due_at = NULL WHERE id = ? AND status = 'PENDING'",
     )
     .bind(now.naive_utc())
     .bind(id.to_string())
@@ -89,7 +90,8 @@ async fn start_all_new(
     );
     update
         .push_bind(now.naive_utc())
-        .push(", attempts = 1 WHERE status = 'PENDING' AND attempts = 0 AND id IN ");
+        .push(", attempts = 1, dispatch_due_at = NULL")
+        .push(" WHERE status = 'PENDING' AND attempts = 0 AND id IN ");
     push_id_list(&mut update, ids);
     let updated = update
         .build()
@@ -154,13 +156,15 @@ async fn resume_attempt(
         .with_context(|| format!("closing the abandoned attempt of task {id}"))?;
     }
     let attempt = previous + 1;
-    sqlx::query("UPDATE tasks SET attempts = ?, updated_at = ? WHERE id = ?")
-        .bind(attempt)
-        .bind(now.naive_utc())
-        .bind(id.to_string())
-        .execute(&mut *tx)
-        .await
-        .with_context(|| format!("starting attempt {attempt} of task {id}"))?;
+    sqlx::query(
+        "UPDATE tasks SET attempts = ?, updated_at = ?, dispatch_due_at = NULL WHERE id = ?",
+    )
+    .bind(attempt)
+    .bind(now.naive_utc())
+    .bind(id.to_string())
+    .execute(&mut *tx)
+    .await
+    .with_context(|| format!("starting attempt {attempt} of task {id}"))?;
     tx.commit().await.context("committing the attempt start")?;
     Ok(Started::Attempt {
         attempt,
