@@ -105,7 +105,7 @@ impl ApiMetrics {
             .expect("valid metric")),
             outbox_backlog: registered(&registry, IntGauge::new(
                 "taskflow_outbox_backlog",
-                "Tasks waiting for their dispatch to be confirmed.",
+                "Tasks still due for dispatch: neither started by a worker nor marked after the broker's confirm.",
             )
             .expect("valid metric")),
             scrape_duration: registered(&registry, Histogram::with_opts(HistogramOpts::new(

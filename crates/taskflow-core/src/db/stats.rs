@@ -70,7 +70,8 @@ pub async fn oldest_processing_age(pool: &MySqlPool) -> anyhow::Result<Option<f6
     Ok(oldest.map(|at| (now_micros() - at.and_utc()).as_seconds_f64().max(0.0)))
 }
 
-/// Messages waiting in the outbox for the relay.
+/// Tasks still due for dispatch: not started by a worker, nor marked by the API after the
+/// broker's confirm (a fifth of the grace later); those past the grace are the relay's.
 pub async fn outbox_backlog(pool: &MySqlPool) -> anyhow::Result<u64> {
     let count: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM tasks WHERE dispatch_due_at IS NOT NULL")
