@@ -1,7 +1,7 @@
 //! Getting new tasks stored and their `task.created` messages to the broker: the batched
 //! INSERT, the fast path right after its commit (in the background: the commit already made the
-//! dispatch certain), the batch clearing of confirmed outbox marks, and the relay that sweeps
-//! what the fast path missed and re-dispatches stuck tasks.
+//! dispatch certain), the delayed batch clearing of confirmed outbox marks, and the relay that
+//! sweeps what the fast path missed and re-dispatches stuck tasks.
 
 use std::collections::VecDeque;
 use std::sync::Arc;

@@ -189,6 +189,10 @@ impl ConnectRetry {
     }
 }
 
+/// The longest any duration setting may be: far past any sensible value, and far from overflowing
+/// the timestamps and clocks it is added to.
+const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
+
 /// A configuration value that cannot be used; the message names the variable.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid configuration: {variable}={value:?}: {reason}")]
@@ -331,11 +335,21 @@ impl Env<'_> {
     }
 
     fn millis(&self, name: &'static str, default: u64) -> Result<Duration, ConfigError> {
-        self.parse(name, default).map(Duration::from_millis)
+        let value = self.parse(name, default).map(Duration::from_millis)?;
+        self.at_most_max(name, value)
     }
 
     fn seconds(&self, name: &'static str, default: u64) -> Result<Duration, ConfigError> {
-        self.parse(name, default).map(Duration::from_secs)
+        let value = self.parse(name, default).map(Duration::from_secs)?;
+        self.at_most_max(name, value)
+    }
+
+    /// Refuses a duration past [`MAX_DURATION`]: it would overflow the clocks it is added to.
+    fn at_most_max(&self, name: &'static str, value: Duration) -> Result<Duration, ConfigError> {
+        if value > MAX_DURATION {
+            return Err(self.invalid(name, "must be at most 30 days".to_owned()));
+        }
+        Ok(value)
     }
 
     fn connect_retry(
@@ -393,6 +407,16 @@ mod tests {
         )]))
         .unwrap();
         assert_eq!(settings.db.url, "mysql://user:pass@mysql:3306/taskflow");
+    }
+
+    #[test]
+    fn a_duration_past_thirty_days_is_refused() {
+        let err =
+            Settings::from_vars(&vars(&[("OUTBOX_GRACE_MS", "18446744073709551615")])).unwrap_err();
+        assert_eq!(err.variable, "OUTBOX_GRACE_MS");
+        assert!(err.reason.contains("30 days"), "{err}");
+        let month = (30 * 24 * 3600 * 1000_u64).to_string();
+        Settings::from_vars(&vars(&[("OUTBOX_GRACE_MS", &month)])).unwrap();
     }
 
     #[test]

@@ -2,9 +2,9 @@
 //!
 //! Every status change is conditional on the status the caller expects, so however many
 //! deliveries of a task race here, exactly one moves it to DONE or FAILED. Starting a task also
-//! clears its outbox mark (`dispatch_due_at`): a message that reached a worker is dispatched. The common path costs
-//! two commits per task: one UPDATE to start (PENDING → PROCESSING), and one transaction that
-//! finishes the task and records its attempt together. Under load both are shared by many
+//! clears its outbox mark (`dispatch_due_at`): a message that reached a worker is dispatched.
+//! The common path costs two commits per task: one UPDATE to start (PENDING → PROCESSING), and
+//! one transaction that finishes the task and records its attempt together. Under load both are shared by many
 //! tasks ([`start_attempts`], [`finish_attempts`]): a batch takes the common path for all its
 //! tasks in one transaction, or, if any task is off that path, each task takes the one-task
 //! path that handles every case.
