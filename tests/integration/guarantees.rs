@@ -263,6 +263,44 @@ async fn a_task_that_keeps_failing_transiently_is_failed_dead_lettered_and_can_b
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operators_retry_keeps_the_attempt_that_failed_the_task_in_the_timeline() {
+    // Arrange: a task failed by its first attempt (no message), whose record is kept on the row.
+    let app = TestApp::spawn().await;
+    let mut ws = app.ws().await;
+    let id = app.create_task("no message", json!({})).await;
+    ws.wait_for(id, TaskStatus::Failed).await;
+    let failed = app.get_task(id).await;
+    assert_eq!(failed["attempts"].as_array().unwrap().len(), 1, "{failed}");
+
+    // Act: an operator retries it, and it fails again.
+    let response = app
+        .http
+        .post(app.url(&format!("/tasks/{id}/retry")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    ws.wait_for(id, TaskStatus::Failed).await;
+
+    // Assert: both attempts, each with its worker, outcome and reason.
+    let task = app.get_task(id).await;
+    let attempts = task["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2, "{task}");
+    for (n, attempt) in attempts.iter().enumerate() {
+        assert_eq!(attempt["attempt"], n + 1, "{task}");
+        assert_eq!(attempt["outcome"], "FAILED", "{task}");
+        assert_eq!(attempt["error"], "payload has no `message` field", "{task}");
+        let worker = attempt["worker"].as_str().unwrap();
+        assert!(worker.starts_with("test-worker-"), "{task}");
+        assert!(attempt["finished_at"].is_string(), "{task}");
+    }
+    assert_eq!(
+        attempts[0]["started_at"],
+        failed["attempts"][0]["started_at"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poison_messages_are_dead_lettered_with_their_reason() {
     let app = TestApp::spawn().await;
     let mut ws = app.ws().await;

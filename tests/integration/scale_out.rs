@@ -59,11 +59,13 @@ async fn two_apis_and_three_workers_share_the_work_and_every_client_sees_every_e
         }
     }
     // ... and all three workers took a share.
-    let workers: Vec<String> =
-        sqlx::query_scalar("SELECT DISTINCT worker FROM task_attempts WHERE outcome = 'DONE'")
-            .fetch_all(&app.pool)
-            .await
-            .unwrap();
+    let workers: Vec<String> = sqlx::query_scalar(
+        "SELECT attempt_worker FROM tasks WHERE status = 'DONE' AND attempt_worker IS NOT NULL \
+             UNION SELECT worker FROM task_attempts WHERE outcome = 'DONE'",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
     let workers: HashSet<String> = workers.into_iter().collect();
     for n in 1..=3 {
         assert!(

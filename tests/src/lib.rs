@@ -522,11 +522,18 @@ impl TestApp {
         ids
     }
 
-    /// How many attempts of each task ended DONE, from the attempt history: exactly one per
-    /// finished task means exactly one terminal transition counted.
+    /// How many attempts of each task ended DONE, from the attempt history (`task_attempts`, and
+    /// the finishing attempt kept on the task row): exactly one per finished task means exactly
+    /// one terminal transition counted.
     pub async fn done_attempts(&self) -> HashMap<TaskId, u32> {
         let rows: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT task_id, COUNT(*) FROM task_attempts WHERE outcome = 'DONE' GROUP BY task_id",
+            "SELECT task_id, COUNT(*) FROM (\
+               SELECT task_id FROM task_attempts WHERE outcome = 'DONE' \
+               UNION ALL \
+               SELECT id FROM tasks WHERE status = 'DONE' AND attempt_started_at IS NOT NULL \
+               AND NOT EXISTS (SELECT 1 FROM task_attempts \
+                 WHERE task_id = tasks.id AND attempt = tasks.attempts)\
+             ) AS done GROUP BY task_id",
         )
         .fetch_all(&self.pool)
         .await

@@ -3,11 +3,12 @@
 //! Every status change is conditional on the status the caller expects, so however many
 //! deliveries of a task race here, exactly one moves it to DONE or FAILED. Starting a task also
 //! clears its outbox mark (`dispatch_due_at`): a message that reached a worker is dispatched.
-//! The common path costs two commits per task: one UPDATE to start (PENDING → PROCESSING), and
-//! one transaction that finishes the task and records its attempt together. Under load both are shared by many
-//! tasks ([`start_attempts`], [`finish_attempts`]): a batch takes the common path for all its
-//! tasks in one transaction, or, if any task is off that path, each task takes the one-task
-//! path that handles every case.
+//! The common path costs two statements per task, each its own commit: one UPDATE to start
+//! (PENDING → PROCESSING), and one that finishes the task and records its attempt on the row
+//! (`attempt_worker`, `attempt_started_at`); other attempts are rows of `task_attempts`. Under
+//! load both are shared by many tasks ([`start_attempts`], [`finish_attempts`]): a batch takes
+//! the common path for all its tasks in one transaction, or, if any task is off that path, each
+//! task takes the one-task path that handles every case.
 
 use anyhow::Context as _;
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -218,6 +219,42 @@ async fn finish_one(
 ) -> anyhow::Result<Transition> {
     debug_assert!(outcome.is_terminal());
     let now = now_micros();
+    // The common path: the task is PROCESSING under this very attempt, which is recorded on the
+    // row. One statement, one commit.
+    let finished = sqlx::query(
+        "UPDATE tasks FORCE INDEX (PRIMARY) \
+         SET status = ?, updated_at = ?, finished_at = ?, message = ?, \
+         attempt_worker = ?, attempt_started_at = ? \
+         WHERE id = ? AND status = 'PROCESSING' AND attempts = ?",
+    )
+    .bind(outcome.as_str())
+    .bind(now.naive_utc())
+    .bind(now.naive_utc())
+    .bind(message)
+    .bind(record.worker)
+    .bind(record.started_at.naive_utc())
+    .bind(id.to_string())
+    .bind(record.attempt)
+    .execute(&mut *conn)
+    .await
+    .with_context(|| format!("moving task {id} to {outcome}"))?;
+    if finished.rows_affected() == 1 {
+        return Ok(Transition::Applied { updated_at: now });
+    }
+    finish_in_history(conn, id, record, outcome, message).await
+}
+
+/// A finish off the common path: the task is finished already, or PROCESSING under a later
+/// attempt (this one was taken for abandoned). The attempt goes into `task_attempts`, with the
+/// status change if there is one to make.
+async fn finish_in_history(
+    conn: &mut MySqlConnection,
+    id: TaskId,
+    record: AttemptRecord<'_>,
+    outcome: TaskStatus,
+    message: &str,
+) -> anyhow::Result<Transition> {
+    let now = now_micros();
     let mut tx = conn.begin().await.context("starting a transaction")?;
     let result = sqlx::query(
         "UPDATE tasks FORCE INDEX (PRIMARY) \
@@ -264,8 +301,7 @@ pub struct Finish {
 }
 
 /// [`finish_attempt`] for many tasks, one result per task. The common case, every task still
-/// PROCESSING, is one transaction: one UPDATE for all the tasks and one INSERT for all their
-/// attempts.
+/// PROCESSING under the attempt finishing it, is one UPDATE in one transaction.
 pub async fn finish_attempts(
     db: &KeptConnections,
     worker: &str,
@@ -312,8 +348,8 @@ pub async fn finish_attempts(
     super::batch_or_one_by_one(finishes.len(), "finish", batch, one_by_one).await
 }
 
-/// Finishes every task of `finishes`, if every one is PROCESSING (and none appears twice);
-/// `None`, with nothing changed, otherwise.
+/// Finishes every task of `finishes`, if every one is PROCESSING under the attempt finishing it
+/// (and none appears twice); `None`, with nothing changed, otherwise.
 async fn finish_all_processing(
     conn: &mut MySqlConnection,
     worker: &str,
@@ -322,28 +358,24 @@ async fn finish_all_processing(
     debug_assert!(finishes.iter().all(|finish| finish.outcome.is_terminal()));
     let now = now_micros();
     let mut tx = conn.begin().await.context("starting a transaction")?;
-    let mut update = QueryBuilder::new("UPDATE tasks FORCE INDEX (PRIMARY) SET status = CASE id");
-    for finish in finishes {
-        update
-            .push(" WHEN ")
-            .push_bind(finish.task_id.to_string())
-            .push(" THEN ")
-            .push_bind(finish.outcome.as_str());
-    }
-    update.push(" END, message = CASE id");
-    for finish in finishes {
-        update
-            .push(" WHEN ")
-            .push_bind(finish.task_id.to_string())
-            .push(" THEN ")
-            .push_bind(finish.message.as_str());
-    }
+    let mut update = QueryBuilder::new("UPDATE tasks FORCE INDEX (PRIMARY) SET status =");
+    push_case(&mut update, finishes, |finish| finish.outcome.as_str());
+    update.push(", message =");
+    push_case(&mut update, finishes, |finish| finish.message.clone());
+    update.push(", attempt_started_at =");
+    push_case(&mut update, finishes, |finish| {
+        finish.started_at.naive_utc()
+    });
     update
-        .push(" END, updated_at = ")
+        .push(", attempt_worker = ")
+        .push_bind(worker)
+        .push(", updated_at = ")
         .push_bind(now.naive_utc())
         .push(", finished_at = ")
         .push_bind(now.naive_utc())
-        .push(" WHERE status = 'PROCESSING' AND id IN ");
+        .push(" WHERE status = 'PROCESSING' AND attempts =");
+    push_case(&mut update, finishes, |finish| finish.attempt);
+    update.push(" AND id IN ");
     let ids: Vec<TaskId> = finishes.iter().map(|finish| finish.task_id).collect();
     push_id_list(&mut update, &ids);
     let updated = update
@@ -355,27 +387,27 @@ async fn finish_all_processing(
         tx.rollback().await.context("ending the transaction")?;
         return Ok(None);
     }
-    let mut insert = QueryBuilder::new(
-        "INSERT INTO task_attempts (task_id, attempt, worker, started_at, finished_at, outcome, error) ",
-    );
-    insert.push_values(finishes, |mut row, finish| {
-        let (outcome, error) = attempt_outcome(finish.outcome, &finish.message);
-        row.push_bind(finish.task_id.to_string())
-            .push_bind(finish.attempt)
-            .push_bind(worker)
-            .push_bind(finish.started_at.naive_utc())
-            .push_bind(now.naive_utc())
-            .push_bind(outcome.as_str())
-            .push_bind(error);
-    });
-    insert.push(ON_DUPLICATE_ATTEMPT);
-    insert
-        .build()
-        .execute(&mut *tx)
-        .await
-        .with_context(|| format!("recording the attempts of {} tasks", finishes.len()))?;
     tx.commit().await.context(super::CommitUncertain)?;
     Ok(Some(now))
+}
+
+/// ` CASE id WHEN ? THEN ? … END`: a value per task, for one statement that changes many rows.
+fn push_case<T>(
+    query: &mut QueryBuilder<sqlx::MySql>,
+    finishes: &[Finish],
+    value: impl Fn(&Finish) -> T,
+) where
+    T: for<'t> sqlx::Encode<'t, sqlx::MySql> + sqlx::Type<sqlx::MySql>,
+{
+    query.push(" CASE id");
+    for finish in finishes {
+        query
+            .push(" WHEN ")
+            .push_bind(finish.task_id.to_string())
+            .push(" THEN ")
+            .push_bind(value(finish));
+    }
+    query.push(" END");
 }
 
 /// What the history says of an attempt that moved its task to `status`.

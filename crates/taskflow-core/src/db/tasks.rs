@@ -110,15 +110,24 @@ pub async fn get_task(pool: &MySqlPool, id: TaskId) -> anyhow::Result<Option<Tas
     row.map(|row| task_from_row(&row)).transpose()
 }
 
-/// A task with its attempts, oldest first.
+/// A task with its attempts, oldest first: those in `task_attempts`, and the one that finished
+/// the task, kept on its row (unless `task_attempts` has that attempt too).
 pub async fn get_task_detail(pool: &MySqlPool, id: TaskId) -> anyhow::Result<Option<TaskDetail>> {
     let Some(task) = get_task(pool, id).await? else {
         return Ok(None);
     };
     let rows = sqlx::query(
-        "SELECT attempt, worker, started_at, finished_at, outcome, error \
-         FROM task_attempts WHERE task_id = ? ORDER BY attempt",
+        "SELECT attempt, worker, started_at, finished_at, CAST(outcome AS CHAR) AS outcome, error \
+         FROM task_attempts WHERE task_id = ? \
+         UNION ALL \
+         SELECT attempts, COALESCE(attempt_worker, 'unknown'), attempt_started_at, finished_at, \
+         CAST(status AS CHAR), IF(status = 'FAILED', message, NULL) \
+         FROM tasks WHERE id = ? AND attempt_started_at IS NOT NULL \
+         AND status IN ('DONE', 'FAILED') AND NOT EXISTS \
+         (SELECT 1 FROM task_attempts WHERE task_id = tasks.id AND attempt = tasks.attempts) \
+         ORDER BY attempt",
     )
+    .bind(id.to_string())
     .bind(id.to_string())
     .fetch_all(pool)
     .await
@@ -232,24 +241,39 @@ pub enum RetryOutcome {
     NotFound,
 }
 
-/// FAILED → PENDING and due for dispatch, in one statement.
+/// FAILED → PENDING and due for dispatch. The attempt that failed it, if kept on the row, moves
+/// into `task_attempts` in the same transaction.
 pub async fn retry_task(
     pool: &MySqlPool,
     id: TaskId,
     grace: Duration,
 ) -> anyhow::Result<RetryOutcome> {
     let now = now_micros();
+    let mut tx = pool.begin().await.context("starting a transaction")?;
+    sqlx::query(
+        "INSERT IGNORE INTO task_attempts \
+         (task_id, attempt, worker, started_at, finished_at, outcome, error) \
+         SELECT id, attempts, attempt_worker, attempt_started_at, finished_at, 'FAILED', message \
+         FROM tasks WHERE id = ? AND status = 'FAILED' AND attempt_started_at IS NOT NULL \
+         FOR UPDATE",
+    )
+    .bind(id.to_string())
+    .execute(&mut *tx)
+    .await
+    .with_context(|| format!("keeping the failed attempt of task {id}"))?;
     let result = sqlx::query(
         "UPDATE tasks FORCE INDEX (PRIMARY) \
          SET status = 'PENDING', updated_at = ?, finished_at = NULL, message = NULL, \
-         dispatch_due_at = ? WHERE id = ? AND status = 'FAILED'",
+         attempt_worker = NULL, attempt_started_at = NULL, dispatch_due_at = ? \
+         WHERE id = ? AND status = 'FAILED'",
     )
     .bind(now.naive_utc())
     .bind((now + grace).naive_utc())
     .bind(id.to_string())
-    .execute(pool)
+    .execute(&mut *tx)
     .await
     .with_context(|| format!("resetting task {id}"))?;
+    tx.commit().await.context("committing the retry")?;
     let task = get_task(pool, id).await?;
     Ok(match task {
         None => RetryOutcome::NotFound,
