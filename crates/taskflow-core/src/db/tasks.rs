@@ -253,7 +253,8 @@ pub async fn retry_task(
     sqlx::query(
         "INSERT IGNORE INTO task_attempts \
          (task_id, attempt, worker, started_at, finished_at, outcome, error) \
-         SELECT id, attempts, attempt_worker, attempt_started_at, finished_at, 'FAILED', message \
+         SELECT id, attempts, COALESCE(attempt_worker, 'unknown'), attempt_started_at, \
+         finished_at, 'FAILED', message \
          FROM tasks WHERE id = ? AND status = 'FAILED' AND attempt_started_at IS NOT NULL \
          FOR UPDATE",
     )
