@@ -473,38 +473,23 @@ impl TestApp {
 
     /// Waits until the stored task has `status` (for when no WebSocket event can tell).
     pub async fn wait_for_status(&self, id: TaskId, status: TaskStatus) {
-        let waited = tokio::time::timeout(EVENT_TIMEOUT, async {
-            let mut interval = tokio::time::interval(Duration::from_millis(25));
-            loop {
-                interval.tick().await;
-                if self.stored_status(id).await == status {
-                    return;
-                }
-            }
-        })
-        .await;
-        waited.unwrap_or_else(|_| panic!("task {id} did not become {status}"));
+        let became = poll_until(EVENT_TIMEOUT, async || {
+            self.stored_status(id).await == status
+        });
+        assert!(became.await, "task {id} did not become {status}");
     }
 
     /// Waits until `count` tasks of this test are DONE, for as long as a large batch may need.
     pub async fn wait_for_done_count(&self, count: usize) {
         let deadline = EVENT_TIMEOUT + Duration::from_millis(20 * count as u64);
-        let waited = tokio::time::timeout(deadline, async {
-            let mut interval = tokio::time::interval(Duration::from_millis(50));
-            loop {
-                interval.tick().await;
-                let done: i64 =
-                    sqlx::query_scalar("SELECT COUNT(*) FROM tasks WHERE status = 'DONE'")
-                        .fetch_one(&self.pool)
-                        .await
-                        .expect("counting DONE tasks");
-                if done as usize >= count {
-                    return;
-                }
-            }
-        })
-        .await;
-        waited.unwrap_or_else(|_| panic!("fewer than {count} tasks became DONE in time"));
+        let done = poll_until(deadline, async || {
+            let done: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tasks WHERE status = 'DONE'")
+                .fetch_one(&self.pool)
+                .await
+                .expect("counting DONE tasks");
+            done as usize >= count
+        });
+        assert!(done.await, "fewer than {count} tasks became DONE in time");
     }
 
     /// Creates `count` tasks with a message; returns their ids.
@@ -562,26 +547,20 @@ impl TestApp {
     /// Waits until `count` consumers are attached to this test's work queue.
     pub async fn wait_for_consumers(&self, count: u32) {
         let (connection, channel) = self.amqp_channel().await;
-        let waited = tokio::time::timeout(EVENT_TIMEOUT, async {
-            let mut interval = tokio::time::interval(Duration::from_millis(50));
-            loop {
-                interval.tick().await;
-                let queue = channel
-                    .queue_declare(
-                        self.direct.amqp.queue.as_str().into(),
-                        lapin::options::QueueDeclareOptions::durable(),
-                        Default::default(),
-                    )
-                    .await
-                    .expect("reading the work queue");
-                if queue.consumer_count() >= count {
-                    return;
-                }
-            }
+        let attached = poll_until(EVENT_TIMEOUT, async || {
+            let queue = channel
+                .queue_declare(
+                    self.direct.amqp.queue.as_str().into(),
+                    lapin::options::QueueDeclareOptions::durable(),
+                    Default::default(),
+                )
+                .await
+                .expect("reading the work queue");
+            queue.consumer_count() >= count
         })
         .await;
         let _ = connection.close(200, "done".into()).await;
-        waited.unwrap_or_else(|_| panic!("fewer than {count} consumers attached in time"));
+        assert!(attached, "fewer than {count} consumers attached in time");
     }
 
     /// The number of messages waiting in a queue of this test (by its full name).
@@ -613,17 +592,8 @@ impl TestApp {
 
     /// Waits until the task is no longer due for dispatch (for when no event can tell).
     pub async fn wait_until_dispatched(&self, id: TaskId) {
-        let waited = tokio::time::timeout(EVENT_TIMEOUT, async {
-            let mut interval = tokio::time::interval(Duration::from_millis(25));
-            loop {
-                interval.tick().await;
-                if !self.dispatch_due(id).await {
-                    return;
-                }
-            }
-        })
-        .await;
-        waited.unwrap_or_else(|_| panic!("task {id} stayed due for dispatch"));
+        let dispatched = poll_until(EVENT_TIMEOUT, async || !self.dispatch_due(id).await);
+        assert!(dispatched.await, "task {id} stayed due for dispatch");
     }
 
     /// The task's status as stored.
@@ -635,6 +605,21 @@ impl TestApp {
             .expect("reading the task status");
         status.parse().expect("a known status")
     }
+}
+
+/// Checks `condition` every 25 ms until it holds (true) or `timeout` passes (false): for the
+/// states no event announces.
+async fn poll_until(timeout: Duration, mut condition: impl AsyncFnMut() -> bool) -> bool {
+    let polled = tokio::time::timeout(timeout, async {
+        let mut interval = tokio::time::interval(Duration::from_millis(25));
+        loop {
+            interval.tick().await;
+            if condition().await {
+                return;
+            }
+        }
+    });
+    polled.await.is_ok()
 }
 
 async fn json_response(response: reqwest::Response) -> (reqwest::StatusCode, Value) {

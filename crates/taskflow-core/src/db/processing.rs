@@ -241,7 +241,7 @@ async fn finish_one(
     if finished.rows_affected() == 1 {
         return Ok(Transition::Applied { updated_at: now });
     }
-    finish_in_history(conn, id, record, outcome, message).await
+    finish_in_history(conn, id, record, outcome, message, now).await
 }
 
 /// A finish off the common path: the task is finished already, or PROCESSING under a later
@@ -253,8 +253,8 @@ async fn finish_in_history(
     record: AttemptRecord<'_>,
     outcome: TaskStatus,
     message: &str,
+    now: DateTime<Utc>,
 ) -> anyhow::Result<Transition> {
-    let now = now_micros();
     let mut tx = conn.begin().await.context("starting a transaction")?;
     let result = sqlx::query(
         "UPDATE tasks FORCE INDEX (PRIMARY) \
