@@ -19,10 +19,13 @@ use tokio::sync::{OwnedSemaphorePermit, mpsc, watch};
 use crate::metrics::ApiMetrics;
 use crate::state::AppState;
 
-/// New tasks inserted per statement, at most, and statements in flight at once: while some
-/// are at the database, the next requests gather.
+/// New tasks inserted per statement, at most, and statements in flight at once: while one is
+/// at the database, the next requests gather. One rather than two: at a steady rate a second
+/// writer mostly took requests one by one, so one writer halves the INSERTs per task there
+/// (1.6 tasks per INSERT at 2,100 tasks/s with two, ~3 with one) at the same create throughput
+/// (the README's Performance section).
 const INSERT_BATCH: usize = 64;
-const INSERT_RUNNERS: usize = 2;
+const INSERT_RUNNERS: usize = 1;
 /// Confirmed tasks marked dispatched per statement, at most.
 const SENT_BATCH: usize = 512;
 /// Dispatches under way at once, at most: past it, a request waits for one to end, so a broker
