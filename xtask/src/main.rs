@@ -4,8 +4,8 @@
 //! - `up`: migrate, then run the API and the worker with prefixed logs until Ctrl-C.
 //! - `test`: formatting, clippy, and every test suite — the command CI runs.
 //! - `soak`: the fault-injection soak test at full size (`SOAK_TASKS`, default 5,000).
-//! - `bench [--quick] [--url URL] [--only PHASES]`: the benchmarks (`taskflow-bench`), report in
-//!   `target/bench/`.
+//! - `bench [--quick] [--url URL] [--only PHASES] [--rates R,...]`: the benchmarks
+//!   (`taskflow-bench`), report in `target/bench/`.
 //!
 //! Settings come from the environment and from a `.env` file at the root, if there is one.
 
@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use xshell::{Shell, cmd};
 
-const USAGE: &str = "usage: cargo xtask <migrate | up [--provision auto|binaries] | down | test | soak | bench [--quick] [--url URL] [--only PHASES]>";
+const USAGE: &str = "usage: cargo xtask <migrate | up [--provision auto|binaries] | down | test | soak | bench [--quick] [--url URL] [--only PHASES] [--rates R,...]>";
 
 fn main() -> anyhow::Result<()> {
     env::load_dotenv(&project_root().join(".env"))?;

@@ -135,18 +135,23 @@ impl Phase {
 }
 
 const USAGE: &str = "usage: taskflow-bench [--quick] [--url http://HOST:PORT] [--only PHASE,...]
+                      [--rates TASKS_PER_SECOND,...]
   --quick   small sizes, one run each (CI keeps the tool working with it)
   --url     measure a stack already running there, on the services and names its own
             variables give (DB_URL, RABBITMQ_URL, REDIS_URL, TASK_QUEUE, STATUS_CHANNEL,
             API_TOKEN); without it the bench starts a stack of its own on TEST_DB_URL,
             TEST_RABBITMQ_URL and TEST_REDIS_URL
   --only    some of: ceilings, create, pipeline, latency, fan-out, scaling
-            (latency runs at shares of the pipeline's rate, so it brings the pipeline along)";
+            (latency runs at shares of the pipeline's rate, so it brings the pipeline along)
+  --rates   run the latency phase at these offered rates (tasks/s) instead of 10%, 50% and 90%
+            of the pipeline's: two builds are then compared under the same load";
 
 struct Args {
     quick: bool,
     url: Option<String>,
     phases: Vec<Phase>,
+    /// Offered rates for the latency phase, if given; otherwise shares of the pipeline's rate.
+    rates: Option<Vec<f64>>,
 }
 
 impl Args {
@@ -155,6 +160,7 @@ impl Args {
             quick: false,
             url: None,
             phases: Phase::ALL.to_vec(),
+            rates: None,
         };
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
@@ -189,17 +195,35 @@ impl Args {
                         only.push(phase);
                     }
                     anyhow::ensure!(!only.is_empty(), "--only needs a phase\n{USAGE}");
-                    if only.contains(&Phase::Latency) {
-                        only.push(Phase::Pipeline);
+                    parsed.phases = only;
+                }
+                "--rates" => {
+                    let list = value()?;
+                    let mut rates = Vec::new();
+                    for rate in list.split(',').map(str::trim).filter(|r| !r.is_empty()) {
+                        let parsed = rate
+                            .parse::<f64>()
+                            .ok()
+                            .filter(|r| r.is_finite() && *r > 0.0);
+                        rates.push(parsed.with_context(|| {
+                            format!("--rates: `{rate}` is not a rate in tasks per second\n{USAGE}")
+                        })?);
                     }
-                    parsed.phases = Phase::ALL
-                        .into_iter()
-                        .filter(|phase| only.contains(phase))
-                        .collect();
+                    anyhow::ensure!(!rates.is_empty(), "--rates needs a rate\n{USAGE}");
+                    parsed.rates = Some(rates);
                 }
                 _ => anyhow::bail!("unknown argument `{arg}`\n{USAGE}"),
             }
         }
+        // Shares of the pipeline's rate need the pipeline measured first.
+        if parsed.phases.contains(&Phase::Latency) && parsed.rates.is_none() {
+            parsed.phases.push(Phase::Pipeline);
+        }
+        let chosen = std::mem::take(&mut parsed.phases);
+        parsed.phases = Phase::ALL
+            .into_iter()
+            .filter(|phase| chosen.contains(phase))
+            .collect();
         Ok(parsed)
     }
 
@@ -341,17 +365,23 @@ async fn main() -> anyhow::Result<()> {
     }
 
     let mut latency = Vec::new();
-    if let Some(pipeline) = pipeline.filter(|_| args.runs(Phase::Latency)) {
-        announce("end-to-end latency at 10%, 50%, 90% of the pipeline's throughput");
+    let rates = match (&args.rates, pipeline) {
+        (Some(rates), _) => rates.clone(),
+        (None, Some(pipeline)) => [0.1, 0.5, 0.9]
+            .map(|share| pipeline.tasks_per_second * share)
+            .to_vec(),
+        (None, None) => Vec::new(),
+    };
+    if args.runs(Phase::Latency) && !rates.is_empty() {
+        match args.rates {
+            Some(_) => announce("end-to-end latency at the rates given"),
+            None => announce("end-to-end latency at 10%, 50%, 90% of the pipeline's throughput"),
+        }
         let before = stack.usage();
-        for share in [0.1, 0.5, 0.9] {
+        for rate in rates {
             latency.push(
-                phases::end_to_end_latency(
-                    &api,
-                    pipeline.tasks_per_second * share,
-                    Duration::from_secs(plan.latency_seconds),
-                )
-                .await?,
+                phases::end_to_end_latency(&api, rate, Duration::from_secs(plan.latency_seconds))
+                    .await?,
             );
         }
         phase("latency", before, &stack);
