@@ -361,7 +361,7 @@ async fn finish_all_processing(
     let mut update = QueryBuilder::new("UPDATE tasks FORCE INDEX (PRIMARY) SET status =");
     push_case(&mut update, finishes, |finish| finish.outcome.as_str());
     update.push(", message =");
-    push_case(&mut update, finishes, |finish| finish.message.clone());
+    push_case(&mut update, finishes, |finish| finish.message.as_str());
     update.push(", attempt_started_at =");
     push_case(&mut update, finishes, |finish| {
         finish.started_at.naive_utc()
@@ -392,10 +392,10 @@ async fn finish_all_processing(
 }
 
 /// ` CASE id WHEN ? THEN ? … END`: a value per task, for one statement that changes many rows.
-fn push_case<T>(
+fn push_case<'f, T>(
     query: &mut QueryBuilder<sqlx::MySql>,
-    finishes: &[Finish],
-    value: impl Fn(&Finish) -> T,
+    finishes: &'f [Finish],
+    value: impl Fn(&'f Finish) -> T,
 ) where
     T: for<'t> sqlx::Encode<'t, sqlx::MySql> + sqlx::Type<sqlx::MySql>,
 {
