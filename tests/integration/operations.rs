@@ -283,7 +283,7 @@ async fn with_tokens_for_reads_everything_but_probes_needs_it_including_the_webs
         }
         other => panic!("the WebSocket without a token must be refused, got {other:?}"),
     }
-    let mut ws = WsClient::connect(&format!("{}?token=s3cret", app.ws_url())).await;
+    let mut ws = WsClient::connect_with_token(&app.ws_url(), Some("s3cret")).await;
     let id = app
         .http
         .post(app.url("/tasks"))

@@ -24,7 +24,18 @@ pub enum Received {
 
 impl WsClient {
     pub async fn connect(url: &str) -> Self {
-        let (stream, _) = tokio_tungstenite::connect_async(url)
+        Self::connect_with_token(url, None).await
+    }
+
+    /// Connects sending `Authorization: Bearer <token>`, as a client that is not a browser does.
+    pub async fn connect_with_token(url: &str, token: Option<&str>) -> Self {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+        let mut request = url.into_client_request().expect("a WebSocket URL");
+        if let Some(token) = token {
+            let value = format!("Bearer {token}").parse().expect("a header value");
+            request.headers_mut().insert("authorization", value);
+        }
+        let (stream, _) = tokio_tungstenite::connect_async(request)
             .await
             .unwrap_or_else(|err| panic!("connecting to {url}: {err}"));
         Self {

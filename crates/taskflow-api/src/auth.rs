@@ -1,25 +1,33 @@
 //! Optional bearer-token access control (`API_TOKEN`).
 //!
-//! When a token is set, writes (`POST`) need `Authorization: Bearer <token>`; with
-//! `API_TOKEN_READS=true`, reads of tasks and statistics and the WebSocket need it too (browsers
-//! cannot set headers on a WebSocket, so `/ws` also accepts `?token=`). Probes and scrapers
-//! (`/livez`, `/healthz`, `/metrics`), the API description (`/openapi.json`, `/docs`) and the
-//! dashboard's own files stay open: a browser cannot send a header when it opens a page, and the
-//! dashboard sends the token on its API calls. Tokens are compared in constant time.
+//! The check is a hoop on the routers it protects ([`protect`]), not a filter on path strings:
+//! whatever spelling of a path the router accepts (`//tasks`, `/%74asks`, `/tasks/`), the hoop of
+//! the router that serves it runs. On the protected routers (tasks, statistics, `/ws`) writes
+//! always need the token once one is set, and reads need it too with `API_TOKEN_READS=true`.
+//! Probes and scrapers (`/livez`, `/healthz`, `/metrics`), the API description and the
+//! dashboard's files stay open.
+//!
+//! Browsers cannot set headers on a WebSocket, so `/ws` also takes the token as a subprotocol:
+//! `new WebSocket(url, ["taskflow", "taskflow.bearer." + base64url(token)])`; the server selects
+//! `taskflow`. The token never appears in the URL, so it stays out of access logs.
 
+use base64::Engine as _;
 use salvo::http::Method;
 use salvo::prelude::*;
+use subtle::ConstantTimeEq as _;
 
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// The data a read token protects: tasks, statistics and the event stream.
-fn is_protected_read(path: &str) -> bool {
-    path == "/tasks" || path.starts_with("/tasks/") || path == "/stats" || path == "/ws"
-}
+/// The subprotocol the server selects on `/ws`.
+pub const WS_PROTOCOL: &str = "taskflow";
+/// The prefix of the subprotocol entry that carries the token, base64url-encoded (subprotocol
+/// names allow only a few characters, and a token may hold any).
+const WS_TOKEN_PREFIX: &str = "taskflow.bearer.";
 
+/// Refuses the request with 401 unless it presents the token, when this request needs one.
 #[handler]
-pub async fn require_token(
+pub async fn protect(
     req: &mut Request,
     depot: &mut Depot,
     res: &mut Response,
@@ -29,20 +37,12 @@ pub async fn require_token(
     let Some(expected) = state.settings.token.as_deref() else {
         return;
     };
-    let path = req.uri().path();
     let is_write = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    let needs_token = is_write || (state.settings.token_for_reads && is_protected_read(path));
-    if !needs_token {
+    if !is_write && !state.settings.token_for_reads {
         return;
     }
-    let presented = bearer(req).or_else(|| {
-        (path == "/ws")
-            .then(|| req.query::<String>("token"))
-            .flatten()
-    });
-    let valid =
-        presented.is_some_and(|token| constant_time_eq(token.as_bytes(), expected.as_bytes()));
-    if !valid {
+    let presented = bearer(req).or_else(|| websocket_token(req));
+    if !presented.is_some_and(|token| tokens_match(&token, expected)) {
         res.add_header("www-authenticate", "Bearer", true)
             .expect("a valid header");
         res.render(ApiError::Unauthorized);
@@ -58,24 +58,37 @@ fn bearer(req: &Request) -> Option<String> {
         .then(|| token.trim().to_owned())
 }
 
-/// Equal-length inputs take the same time whatever their content, so response timing does not
-/// reveal how much of a guessed token was right. (The length itself is not secret.)
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
+/// The token of a `taskflow.bearer.<base64url>` entry in `Sec-WebSocket-Protocol`.
+fn websocket_token(req: &Request) -> Option<String> {
+    req.headers()
+        .get_all("sec-websocket-protocol")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .find_map(|entry| entry.trim().strip_prefix(WS_TOKEN_PREFIX))
+        .and_then(|encoded| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(encoded.trim_end_matches('='))
+                .ok()
+        })
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+}
+
+/// Constant time for equal lengths, so response timing does not reveal how much of a guessed
+/// token was right (the length itself is not secret).
+fn tokens_match(presented: &str, expected: &str) -> bool {
+    presented.as_bytes().ct_eq(expected.as_bytes()).into()
 }
 
 #[cfg(test)]
 mod tests {
-    use super::constant_time_eq;
+    use super::tokens_match;
 
     #[test]
-    fn tokens_compare_equal_only_when_identical() {
-        assert!(constant_time_eq(b"secret", b"secret"));
-        assert!(!constant_time_eq(b"secret", b"secreT"));
-        assert!(!constant_time_eq(b"secret", b"secret-longer"));
-        assert!(!constant_time_eq(b"", b"x"));
+    fn tokens_match_only_when_identical() {
+        assert!(tokens_match("secret", "secret"));
+        assert!(!tokens_match("secret", "secreT"));
+        assert!(!tokens_match("secret", "secret-longer"));
+        assert!(!tokens_match("", "x"));
     }
 }

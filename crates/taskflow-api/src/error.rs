@@ -28,6 +28,9 @@ pub enum ApiError {
     },
     #[error("a valid bearer token is required")]
     Unauthorized,
+    /// Authenticated or not, this request is not allowed (e.g. a WebSocket from a foreign origin).
+    #[error("{0}")]
+    Forbidden(&'static str),
     #[error("{0} not found")]
     NotFound(&'static str),
     /// The request is valid but the resource is not in a state that allows it.
@@ -79,6 +82,7 @@ impl ApiError {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -94,6 +98,7 @@ impl ApiError {
             Self::BadRequest { .. } => "bad_request",
             Self::Validation { .. } => "validation_failed",
             Self::Unauthorized => "unauthorized",
+            Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not_found",
             Self::Conflict(_) => "conflict",
             Self::PayloadTooLarge { .. } => "payload_too_large",

@@ -178,10 +178,15 @@ impl Api {
 
 fn service(state: Arc<AppState>) -> Service {
     let cors = cors(&state.settings);
-    let api = Router::new()
+    // The token check belongs to the routers that serve protected data, so any path spelling
+    // the router accepts for them passes through it.
+    let protected = Router::new()
+        .hoop(auth::protect)
         .push(tasks::router())
         .push(stats::router())
-        .push(ws::router())
+        .push(ws::router());
+    let api = Router::new()
+        .push(protected)
         .push(health::router())
         .push(metrics::router());
     let doc = OpenApi::new("TaskFlow API", env!("CARGO_PKG_VERSION")).merge_router(&api);
@@ -189,7 +194,6 @@ fn service(state: Arc<AppState>) -> Service {
         .hoop(salvo::affix_state::inject(state.clone()))
         .hoop(RequestId::new().overwrite(false))
         .hoop(observe::observe)
-        .hoop(auth::require_token)
         .push(api)
         .push(doc.into_router("/openapi.json"))
         .push(

@@ -160,18 +160,24 @@ impl Drop for ClientSlot {
 /// Upgrade with a WebSocket handshake. Each text message is a status event
 /// `{"task_id","status","updated_at","message"?}` or a resync notice `{"event":"resync","reason"}`
 /// (reload from the REST API). The server pings; it closes with 1001 when shutting down. With
-/// `API_TOKEN_READS`, pass the token as `?token=`.
+/// `API_TOKEN_READS`, send `Authorization: Bearer <token>`, or, from a browser, the subprotocols
+/// `taskflow` and `taskflow.bearer.<base64url of the token>`.
 #[endpoint(
     tags("tasks"),
     responses(
         (status_code = 101, description = "Switching protocols: the stream begins."),
         (status_code = 400, description = "Not a WebSocket handshake.", body = ErrorEnvelope),
         (status_code = 401, description = "Reads need the token (API_TOKEN_READS).", body = ErrorEnvelope),
+        (status_code = 403, description = "A browser's Origin is not among CORS_ALLOW_ORIGINS.", body = ErrorEnvelope),
         (status_code = 503, description = "WS_MAX_CLIENTS reached on this server.", body = ErrorEnvelope),
     )
 )]
 async fn connect(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
-    let hub = AppState::from_depot(depot).hub.clone();
+    let state = AppState::from_depot(depot);
+    if !origin_allowed(req, &state.settings.cors_allow_origins) {
+        return Err(ApiError::Forbidden("WebSocket origin not allowed"));
+    }
+    let hub = state.hub.clone();
     let Some(slot) = ClientSlot::claim(&hub) else {
         tracing::warn!(
             max = hub.max_clients,
@@ -181,9 +187,40 @@ async fn connect(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Re
     };
     let events = hub.events.subscribe();
     WebSocketUpgrade::with_config(client_config())
+        .protocols(&[crate::auth::WS_PROTOCOL])
         .upgrade(req, res, move |socket| serve_client(socket, events, slot))
         .await
         .map_err(|err| ApiError::bad_request(err.brief, None))
+}
+
+/// Cross-site WebSocket hijacking: a browser opens a WebSocket to any site, sending its `Origin`,
+/// so when CORS origins are configured a browser's socket must come from one of them (or from
+/// the API's own origin, which serves the dashboard). Clients that are not browsers send no
+/// `Origin` and are let through: the token, not the origin, is what authenticates them.
+fn origin_allowed(req: &Request, allowed: &[String]) -> bool {
+    if allowed.is_empty() || allowed.iter().any(|origin| origin == "*") {
+        return true;
+    }
+    let Some(origin) = req.headers().get("origin") else {
+        return true;
+    };
+    let Ok(origin) = origin.to_str() else {
+        return false;
+    };
+    let origin = origin.trim_end_matches('/');
+    let same_origin = req
+        .headers()
+        .get("host")
+        .and_then(|host| host.to_str().ok())
+        .is_some_and(|host| {
+            origin
+                .split_once("://")
+                .is_some_and(|(_, authority)| authority.eq_ignore_ascii_case(host))
+        });
+    same_origin
+        || allowed
+            .iter()
+            .any(|listed| listed.trim_end_matches('/').eq_ignore_ascii_case(origin))
 }
 
 async fn serve_client(
