@@ -215,12 +215,7 @@ impl Settings {
             api: ApiSettings {
                 port: env.parse("API_PORT", 8000)?,
                 host: env.string("API_HOST", "0.0.0.0"),
-                cors_allow_origins: env
-                    .string("CORS_ALLOW_ORIGINS", "*")
-                    .split(',')
-                    .map(|origin| origin.trim().to_owned())
-                    .filter(|origin| !origin.is_empty())
-                    .collect(),
+                cors_allow_origins: env.origins("CORS_ALLOW_ORIGINS")?,
                 max_body_bytes: env.parse("MAX_BODY_BYTES", 1024 * 1024)?,
                 ws_client_buffer: env.positive("WS_CLIENT_BUFFER", 1024)?,
                 publish_timeout: env.millis("PUBLISH_TIMEOUT_MS", 5_000)?,
@@ -238,13 +233,21 @@ impl Settings {
                     "DB_URL",
                     "mysql://taskflow:taskflow@127.0.0.1:3306/taskflow",
                 ))
+                .and_then(|url| {
+                    url::Url::parse(&url).map_err(|err| format!("not a URL: {err}"))?;
+                    Ok(url)
+                })
                 .map_err(|reason| env.invalid("DB_URL", reason))?,
                 max_connections: env.positive("DB_MAX_CONNECTIONS", 16)?,
                 acquire_timeout: env.millis("DB_ACQUIRE_TIMEOUT_MS", 5_000)?,
                 connect: env.connect_retry("DB_CONNECT_ATTEMPTS", "DB_CONNECT_BACKOFF")?,
             },
             amqp: AmqpSettings {
-                url: env.string("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2f"),
+                url: env.url(
+                    "RABBITMQ_URL",
+                    "amqp://guest:guest@127.0.0.1:5672/%2f",
+                    &["amqp", "amqps"],
+                )?,
                 exchange: env.string("TASK_EXCHANGE", "task.topic"),
                 queue: env.string("TASK_QUEUE", "task.created"),
                 routing_key: env.string("TASK_ROUTING_KEY", "task.created"),
@@ -254,7 +257,11 @@ impl Settings {
                     .connect_retry("RABBITMQ_CONNECT_ATTEMPTS", "RABBITMQ_CONNECT_BACKOFF")?,
             },
             redis: RedisSettings {
-                url: env.string("REDIS_URL", "redis://127.0.0.1:6379/0"),
+                url: env.url(
+                    "REDIS_URL",
+                    "redis://127.0.0.1:6379/0",
+                    &["redis", "rediss", "unix", "redis+unix"],
+                )?,
                 channel: env.string("STATUS_CHANNEL", "task.status"),
             },
             worker: WorkerSettings {
@@ -366,12 +373,89 @@ impl Env<'_> {
         })
     }
 
+    /// `*` or a comma-separated list of origins (`scheme://host[:port]`); one that is not an
+    /// origin is an error, not silently dropped (it would refuse the dashboard it was meant for).
+    fn origins(&self, name: &'static str) -> Result<Vec<String>, ConfigError> {
+        let origins: Vec<String> = self
+            .string(name, "*")
+            .split(',')
+            .map(|origin| origin.trim().trim_end_matches('/').to_owned())
+            .filter(|origin| !origin.is_empty())
+            .collect();
+        for origin in &origins {
+            if origin == "*" {
+                continue;
+            }
+            let parsed = url::Url::parse(origin)
+                .map_err(|err| self.invalid(name, format!("`{origin}` is not an origin: {err}")))?;
+            let serialized = parsed.origin().ascii_serialization();
+            if !serialized.eq_ignore_ascii_case(origin) {
+                return Err(self.invalid(
+                    name,
+                    format!("`{origin}` is not an origin (expected scheme://host[:port], e.g. `{serialized}`)"),
+                ));
+            }
+        }
+        Ok(origins)
+    }
+
+    /// A URL with one of `schemes`, checked here so a typo is reported with the variable's name
+    /// (and its password masked) instead of surfacing later as a connection error.
+    fn url(
+        &self,
+        name: &'static str,
+        default: &str,
+        schemes: &[&str],
+    ) -> Result<String, ConfigError> {
+        let value = self.string(name, default);
+        let parsed = url::Url::parse(&value)
+            .map_err(|err| self.invalid(name, format!("not a URL: {err}")))?;
+        if !schemes.contains(&parsed.scheme()) {
+            return Err(self.invalid(
+                name,
+                format!(
+                    "unsupported scheme `{}` (expected {})",
+                    parsed.scheme(),
+                    schemes.join(", ")
+                ),
+            ));
+        }
+        Ok(value)
+    }
+
     fn invalid(&self, name: &'static str, reason: String) -> ConfigError {
         ConfigError {
             variable: name,
-            value: self.0.get(name).cloned().unwrap_or_default(),
+            value: masked(
+                name,
+                self.0.get(name).map(String::as_str).unwrap_or_default(),
+            ),
             reason,
         }
+    }
+}
+
+/// A variable's value as an error may show it: tokens hidden, passwords in URLs masked.
+fn masked(name: &str, value: &str) -> String {
+    match name {
+        "API_TOKEN" => "***".to_owned(),
+        "DB_URL" | "RABBITMQ_URL" | "REDIS_URL" => mask_password(value),
+        _ => value.to_owned(),
+    }
+}
+
+/// `scheme://user:secret@host/…` → `scheme://user:***@host/…`. Textual, so it also masks a URL
+/// too broken to parse; the last `@` ends the user part, as a password may hold `@` or `/`.
+pub fn mask_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((userinfo, host)) = rest.rsplit_once('@') else {
+        return url.to_owned();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
     }
 }
 
@@ -429,6 +513,48 @@ mod tests {
         assert_eq!(err.variable, "DB_URL");
         let err = Settings::from_vars(&vars(&[("DB_CONNECT_BACKOFF", "-1")])).unwrap_err();
         assert_eq!(err.variable, "DB_CONNECT_BACKOFF");
+    }
+
+    #[test]
+    fn a_bad_service_url_is_reported_with_its_password_masked() {
+        for (name, value) in [
+            ("DB_URL", "postgres://app:hunter2@db:5432/x"),
+            ("DB_URL", "mysql://app:hun@ter2@db:port/x"),
+            ("RABBITMQ_URL", "amqp://app:hunter2@rabbit:notaport/%2f"),
+            ("RABBITMQ_URL", "http://app:hunter2@rabbit/"),
+            ("REDIS_URL", "redis://:hunter2@[::1"),
+            ("REDIS_URL", "tcp://:hunter2@cache:6379"),
+        ] {
+            let err = Settings::from_vars(&vars(&[(name, value)])).unwrap_err();
+            assert_eq!(err.variable, name);
+            let shown = err.to_string();
+            assert!(
+                !shown.contains("hunter2") && !shown.contains("ter2"),
+                "{shown}"
+            );
+            assert!(shown.contains(":***@"), "{shown}");
+        }
+    }
+
+    #[test]
+    fn an_invalid_cors_origin_is_a_startup_error() {
+        for origin in [
+            "dashboard.example",
+            "https://dashboard.example/app",
+            "https://ok.example, not an origin",
+        ] {
+            let err = Settings::from_vars(&vars(&[("CORS_ALLOW_ORIGINS", origin)])).unwrap_err();
+            assert_eq!(err.variable, "CORS_ALLOW_ORIGINS", "{origin}");
+        }
+        let settings = Settings::from_vars(&vars(&[(
+            "CORS_ALLOW_ORIGINS",
+            "https://dashboard.example/, http://localhost:5173",
+        )]))
+        .unwrap();
+        assert_eq!(
+            settings.api.cors_allow_origins,
+            ["https://dashboard.example", "http://localhost:5173"]
+        );
     }
 
     #[test]
