@@ -3,6 +3,7 @@
 mod api_errors;
 mod contracts;
 mod guarantees;
+mod idempotency;
 mod operations;
 mod pipeline;
 mod scale_out;

@@ -609,7 +609,7 @@ impl TestApp {
 
 /// Checks `condition` every 25 ms until it holds (true) or `timeout` passes (false): for the
 /// states no event announces.
-async fn poll_until(timeout: Duration, mut condition: impl AsyncFnMut() -> bool) -> bool {
+pub async fn poll_until(timeout: Duration, mut condition: impl AsyncFnMut() -> bool) -> bool {
     let polled = tokio::time::timeout(timeout, async {
         let mut interval = tokio::time::interval(Duration::from_millis(25));
         loop {

@@ -1,12 +1,14 @@
 //! A TCP fault proxy owned by the harness: it sits between a component under test and a shared
-//! server, and can cut every connection and refuse new ones, then heal. Outages are simulated
-//! here, never by stopping the shared servers.
+//! server, and can cut every connection and refuse new ones, then heal; or stay connected and
+//! go silent (half-open: bytes accepted, nothing answered). Outages are simulated here, never by
+//! stopping the shared servers.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
-use tokio::io::copy_bidirectional;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
@@ -20,6 +22,8 @@ struct State {
     upstream: String,
     /// While true, new connections are closed at once and existing ones have been cut.
     down: AtomicBool,
+    /// What open connections pass on: [`FORWARD`], [`DEAF`] or [`BLACKHOLE`].
+    mode: AtomicU8,
     /// Bumped by every cut: each proxied connection ends when it changes.
     cuts: watch::Sender<u64>,
     /// Connections refused while down: each is a component trying to reconnect.
@@ -36,6 +40,7 @@ impl FaultProxy {
         let state = Arc::new(State {
             upstream: upstream.to_owned(),
             down: AtomicBool::new(false),
+            mode: AtomicU8::new(FORWARD),
             cuts: watch::channel(0).0,
             refused: watch::channel(0).0,
         });
@@ -58,6 +63,18 @@ impl FaultProxy {
 
     pub fn heal(&self) {
         self.handle().heal();
+    }
+
+    /// Keeps every connection open and forwards what the component sends, but drops every
+    /// answer: a request reaches the server and is applied, and the component never hears.
+    pub fn swallow_answers(&self) {
+        self.state.mode.store(DEAF, Ordering::SeqCst);
+    }
+
+    /// Half-open: connections stay open and new ones are accepted, bytes are taken in both
+    /// directions and nothing is forwarded, as with a peer that hangs or a dropped route.
+    pub fn blackhole(&self) {
+        self.state.mode.store(BLACKHOLE, Ordering::SeqCst);
     }
 
     /// A handle that can cut and heal from another task.
@@ -93,10 +110,16 @@ impl ProxyHandle {
         self.0.cuts.send_modify(|cuts| *cuts += 1);
     }
 
+    /// Back to forwarding everything (after a cut, a blackhole or swallowed answers).
     pub fn heal(&self) {
+        self.0.mode.store(FORWARD, Ordering::SeqCst);
         self.0.down.store(false, Ordering::SeqCst);
     }
 }
+
+const FORWARD: u8 = 0;
+const DEAF: u8 = 1;
+const BLACKHOLE: u8 = 2;
 
 impl Drop for FaultProxy {
     fn drop(&mut self) {
@@ -118,17 +141,36 @@ async fn accept(listener: TcpListener, state: Arc<State>) {
         let state = state.clone();
         tokio::spawn(async move {
             let mut cuts = state.cuts.subscribe();
-            let Ok(mut upstream) = TcpStream::connect(&state.upstream).await else {
+            let Ok(upstream) = TcpStream::connect(&state.upstream).await else {
                 return;
             };
-            let mut client = client;
             let _ = client.set_nodelay(true);
             let _ = upstream.set_nodelay(true);
+            let (client_read, client_write) = client.into_split();
+            let (upstream_read, upstream_write) = upstream.into_split();
             tokio::select! {
-                _ = copy_bidirectional(&mut client, &mut upstream) => {}
+                _ = pump(client_read, upstream_write, &state, &[FORWARD, DEAF]) => {}
+                _ = pump(upstream_read, client_write, &state, &[FORWARD]) => {}
                 _ = cuts.changed() => {}
             }
             // Dropping both streams closes them: the component sees its connection die.
         });
+    }
+}
+
+/// Copies `from` to `to` while the proxy's mode is one of `passing`; in any other mode what
+/// arrives is read and dropped.
+async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, state: &State, passing: &[u8]) {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if passing.contains(&state.mode.load(Ordering::SeqCst))
+            && to.write_all(&buf[..n]).await.is_err()
+        {
+            return;
+        }
     }
 }

@@ -33,6 +33,8 @@ const SENT_BATCH: usize = 512;
 pub const DISPATCHES_IN_FLIGHT: usize = 1024;
 /// Outbox rows and stuck tasks handled per relay pass, at most.
 const RELAY_BATCH: u32 = 200;
+/// Expired idempotency keys deleted per stuck-task sweep, at most.
+const KEY_PRUNE_BATCH: u32 = 1000;
 
 /// Inserts new tasks as requests arrive, in multi-row INSERTs: 64 requests at once cost a few
 /// commits, not 64. A request alone is inserted at once.
@@ -210,6 +212,14 @@ pub async fn relay(
                 }
                 Ok(_) => {}
                 Err(err) => tracing::warn!(error = format!("{err:#}"), "stuck-task sweep failed"),
+            }
+            // In small batches, so a day's keys never lock the table for long.
+            let now = taskflow_core::domain::now_micros();
+            if let Err(err) = db::prune_idempotency_keys(&pool, now, KEY_PRUNE_BATCH).await {
+                tracing::warn!(
+                    error = format!("{err:#}"),
+                    "pruning idempotency keys failed"
+                );
             }
         }
         let publish = |message: db::OutboxMessage| {

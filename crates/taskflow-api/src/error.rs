@@ -46,6 +46,16 @@ pub enum ApiError {
     /// A dependency cannot be reached right now: the client may retry (503).
     #[error("a dependency is unavailable; retry shortly")]
     Unavailable(anyhow::Error),
+    /// The database connection failed after the task's INSERT was sent: it may or may not be
+    /// stored. Unlike 503, this does not say "nothing stored".
+    #[error(
+        "the database did not confirm storing task {task_id}; it may exist: read it with GET \
+         /tasks/{task_id}, or retry with the same Idempotency-Key"
+    )]
+    OutcomeUnknown {
+        task_id: taskflow_core::domain::TaskId,
+        cause: anyhow::Error,
+    },
     /// Anything else. The cause is logged, the client sees a generic text.
     #[error(transparent)]
     Internal(anyhow::Error),
@@ -89,6 +99,7 @@ impl ApiError {
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::TooManyClients => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::OutcomeUnknown { .. } => StatusCode::GATEWAY_TIMEOUT,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -105,6 +116,7 @@ impl ApiError {
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::TooManyClients => "too_many_clients",
             Self::Unavailable(_) => "unavailable",
+            Self::OutcomeUnknown { .. } => "outcome_unknown",
             Self::Internal(_) => "internal_error",
         }
     }
@@ -162,6 +174,10 @@ impl Scribe for ApiError {
                     error = format!("{cause:#}"),
                     "request failed: dependency unavailable"
                 );
+                self.to_string()
+            }
+            Self::OutcomeUnknown { task_id, cause } => {
+                tracing::warn!(%task_id, error = format!("{cause:#}"), "task storage in doubt");
                 self.to_string()
             }
             other => other.to_string(),

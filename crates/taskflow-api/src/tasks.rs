@@ -6,6 +6,7 @@ use salvo::http::mime;
 use salvo::oapi::extract::{PathParam, QueryParam};
 use salvo::prelude::*;
 use serde_json::Value;
+use sha2::{Digest as _, Sha256};
 use taskflow_core::contract::{StatusEvent, TaskCreated};
 use taskflow_core::db::{self, Cursor, RetryOutcome};
 use taskflow_core::domain::{Payload, Task, TaskId, TaskStatus, Title, now_micros};
@@ -31,13 +32,26 @@ pub fn router() -> Router {
         )
 }
 
-/// A task was created: 201 with it.
-pub struct Created(TaskBody);
+/// A task was created: 201 with it. A replay of an `Idempotency-Key` answers with the first
+/// request's body as it was stored, marked `Idempotent-Replayed: true`.
+pub enum Created {
+    New(TaskBody),
+    Replayed(String),
+}
 
 impl Scribe for Created {
     fn render(self, res: &mut Response) {
         res.status_code(StatusCode::CREATED);
-        res.render(Json(self.0));
+        match self {
+            Self::New(body) => res.render(Json(body)),
+            Self::Replayed(stored) => {
+                res.add_header("idempotent-replayed", "true", true)
+                    .expect("a valid header");
+                res.add_header("content-type", "application/json; charset=utf-8", true)
+                    .expect("a valid header");
+                res.write_body(stored).expect("a body not yet written");
+            }
+        }
     }
 }
 
@@ -60,21 +74,28 @@ impl salvo::oapi::EndpointOutRegister for Created {
 /// `task.created` message go out right after, without the client waiting for the broker. A
 /// publish that fails is left to the outbox relay: a 201 always means the task will be
 /// dispatched.
+///
+/// With an `Idempotency-Key` header, a retry of the same request (same key, same body) within
+/// 24 hours creates nothing and answers with the first answer, marked `Idempotent-Replayed:
+/// true`: a client may retry safely after a lost answer, a 504 or a timeout.
 #[endpoint(
     tags("tasks"),
+    parameters(("Idempotency-Key" = Option<String>, Header, description = "Up to 255 visible ASCII characters; the same key and body within 24 hours replay the first answer.")),
     request_body(content = NewTask, content_type = "application/json", description = "The task to run."),
     responses(
-        (status_code = 400, description = "Malformed JSON.", body = ErrorEnvelope),
+        (status_code = 400, description = "Malformed JSON, or an Idempotency-Key that is empty, longer than 255 bytes or not visible ASCII.", body = ErrorEnvelope),
         (status_code = 401, description = "API_TOKEN is set and the bearer token is missing or wrong.", body = ErrorEnvelope),
         (status_code = 413, description = "Body larger than MAX_BODY_BYTES.", body = ErrorEnvelope),
         (status_code = 415, description = "Content type is not application/json.", body = ErrorEnvelope),
-        (status_code = 422, description = "Title or payload breaks a rule; `field` names it.", body = ErrorEnvelope),
+        (status_code = 422, description = "Title or payload breaks a rule (`field` names it), or the Idempotency-Key was used with another body.", body = ErrorEnvelope),
         (status_code = 503, description = "The database cannot be reached; nothing was stored.", body = ErrorEnvelope),
+        (status_code = 504, description = "The database did not confirm the INSERT: the task may exist (the message names its id).", body = ErrorEnvelope),
     )
 )]
 async fn create_task(req: &mut Request, depot: &mut Depot) -> Result<Created, ApiError> {
     let state = AppState::from_depot(depot);
     require_json(req)?;
+    let key = idempotency_key(req)?;
     let limit = state.settings.max_body_bytes;
     let body = req
         .payload_with_max_size(limit)
@@ -83,6 +104,7 @@ async fn create_task(req: &mut Request, depot: &mut Depot) -> Result<Created, Ap
             ParseError::PayloadTooLarge => ApiError::PayloadTooLarge { limit },
             other => ApiError::bad_request(format!("cannot read the request body: {other}"), None),
         })?;
+    let request_hash: [u8; 32] = Sha256::digest(body).into();
     let (title, payload) = parse_new_task(body)?;
 
     let now = now_micros();
@@ -102,7 +124,28 @@ async fn create_task(req: &mut Request, depot: &mut Depot) -> Result<Created, Ap
         requested_at: now,
     };
     let slot = dispatch::reserve_dispatch(state).await;
-    state.inserts.call(task.clone()).await?;
+    let task_id = task.task_id;
+    let body = TaskBody::from(task.clone());
+    match &key {
+        None => state.inserts.call(task.clone()).await,
+        Some(key) => {
+            let key = db::IdempotencyKey { key, request_hash };
+            let response = serde_json::to_string(&body).expect("a task serializes");
+            let grace = state.recovery.outbox_grace;
+            match db::create_task_with_key(&state.pool, &task, grace, &key, &response).await {
+                Ok(db::KeyedCreate::Created) => Ok(()),
+                Ok(db::KeyedCreate::Replay(stored)) => return Ok(Created::Replayed(stored)),
+                Ok(db::KeyedCreate::Mismatch) => {
+                    return Err(ApiError::validation(
+                        "this Idempotency-Key was used with a different request body",
+                        None,
+                    ));
+                }
+                Err(err) => Err(err),
+            }
+        }
+    }
+    .map_err(|err| storing_failed(task_id, err))?;
     state.metrics.tasks_created.inc();
     let event = StatusEvent {
         task_id: task.task_id,
@@ -111,8 +154,56 @@ async fn create_task(req: &mut Request, depot: &mut Depot) -> Result<Created, Ap
         message: None,
     };
     dispatch::dispatch_after_commit(state, slot, event, message);
-    tracing::debug!(task_id = %task.task_id, "task created");
-    Ok(Created(task.into()))
+    tracing::debug!(%task_id, "task created");
+    Ok(Created::New(body))
+}
+
+/// The longest `Idempotency-Key` accepted, in bytes.
+const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+/// The request's `Idempotency-Key`, if it has one: 1 to 255 visible ASCII characters.
+fn idempotency_key(req: &Request) -> Result<Option<String>, ApiError> {
+    let mut values = req.headers().get_all("idempotency-key").iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    let field = Some("Idempotency-Key");
+    if values.next().is_some() {
+        return Err(ApiError::bad_request(
+            "more than one Idempotency-Key",
+            field,
+        ));
+    }
+    let bytes = value.as_bytes();
+    if bytes.is_empty() || bytes.len() > MAX_IDEMPOTENCY_KEY {
+        return Err(ApiError::bad_request(
+            format!("Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} bytes"),
+            field,
+        ));
+    }
+    if !bytes.iter().all(|b| b.is_ascii_graphic()) {
+        return Err(ApiError::bad_request(
+            "Idempotency-Key must be visible ASCII characters",
+            field,
+        ));
+    }
+    Ok(Some(String::from_utf8_lossy(bytes).into_owned()))
+}
+
+/// A failed INSERT says "nothing stored" (503) only when it never reached the database, or the
+/// database refused it; a connection that broke after the statement left, or a commit never
+/// confirmed, may have stored the task, and the client is told so.
+fn storing_failed(task_id: TaskId, err: anyhow::Error) -> ApiError {
+    if db::write_never_sent(&err) {
+        ApiError::Unavailable(err)
+    } else if db::refused_by_database(&err) {
+        ApiError::Internal(err)
+    } else {
+        ApiError::OutcomeUnknown {
+            task_id,
+            cause: err,
+        }
+    }
 }
 
 /// Read a task, with its attempts.

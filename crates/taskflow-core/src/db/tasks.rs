@@ -22,7 +22,7 @@ pub async fn create_task(pool: &MySqlPool, task: &Task, grace: Duration) -> anyh
     insert_one(&mut conn, task, grace).await
 }
 
-async fn insert_one(
+pub(super) async fn insert_one(
     conn: &mut MySqlConnection,
     task: &Task,
     grace: Duration,
