@@ -124,7 +124,12 @@ async fn a_worker_killed_mid_batch_leaves_every_task_finished_exactly_once() {
     // its commit and its Redis publish leaves that one event unsent, by design.)
     app.wait_for_done_count(ids.len()).await;
     assert_each_done_exactly_once(&app, &ids).await;
-    while let Some(Received::Event(_)) = ws.next_within(Duration::from_millis(300)).await {}
+    // A task created after all of them is announced after their events: its DONE is the
+    // signal that every announcement there will be has arrived.
+    let sentinel = app
+        .create_task("sentinel", json!({"message": "last"}))
+        .await;
+    ws.wait_for(sentinel, TaskStatus::Done).await;
     let mut terminal_events: HashMap<String, usize> = HashMap::new();
     for event in ws.history() {
         if event["status"] == "DONE" || event["status"] == "FAILED" {
