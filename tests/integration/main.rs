@@ -8,6 +8,7 @@ mod operations;
 mod pipeline;
 mod scale_out;
 mod security;
+mod stalls;
 
 /// The worker binary the harness runs as a separate process.
 pub const WORKER_BINARY: &str = env!("CARGO_BIN_EXE_taskflow-worker-under-test");

@@ -67,7 +67,15 @@ async fn healthz(depot: &mut Depot, res: &mut Response) {
     let (mysql, rabbitmq, redis) = tokio::join!(
         check("mysql", taskflow_core::db::ping(&state.pool)),
         check("rabbitmq", state.broker.ping()),
-        check("redis", state.statuses.ping()),
+        check("redis", async {
+            // The subscription that feeds /ws, and the connection status changes are sent on.
+            let hub = &state.hub;
+            anyhow::ensure!(
+                hub.subscription.alive_within(hub.subscription_window),
+                "the status subscription has not answered a ping"
+            );
+            state.statuses.ping().await
+        }),
     );
     let components = BTreeMap::from([mysql, rabbitmq, redis]);
     let healthy = components.values().all(|c| c.error.is_none());

@@ -18,7 +18,7 @@ use salvo::prelude::*;
 use salvo::websocket::{Message, WebSocket, WebSocketUpgrade};
 use taskflow_core::config::{ApiSettings, RedisSettings};
 use taskflow_core::contract::ResyncNotice;
-use taskflow_core::status_bus::{Relayed, relay_status_events};
+use taskflow_core::status_bus::{Relayed, SubscriptionLiveness, relay_status_events};
 use tokio::sync::{broadcast, watch};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -43,6 +43,11 @@ pub struct Hub {
     ping_interval: Duration,
     idle_timeout: Duration,
     metrics: Arc<ApiMetrics>,
+    /// The Redis subscription's liveness, for `/healthz`.
+    pub subscription: Arc<SubscriptionLiveness>,
+    /// How long the subscription may go unheard before it counts as down: a ping interval plus
+    /// the ping's own wait.
+    pub subscription_window: Duration,
 }
 
 impl Hub {
@@ -57,7 +62,10 @@ impl Hub {
     ) -> (Arc<Self>, tokio::task::JoinHandle<()>) {
         let (events, _) = broadcast::channel(settings.ws_client_buffer);
         let (subscribed, is_subscribed) = tokio::sync::oneshot::channel();
+        let subscription = Arc::new(SubscriptionLiveness::default());
+        let subscription_window = redis.keepalive * 2;
         let relay = {
+            let liveness = subscription.clone();
             let events = events.clone();
             let mut stop = closing.clone();
             let mut subscribed = Some(subscribed);
@@ -81,7 +89,7 @@ impl Hub {
                 let stopped = async move {
                     let _ = stop.wait_for(|closing| *closing).await;
                 };
-                relay_status_events(redis, deliver, stopped).await;
+                relay_status_events(redis, &liveness, deliver, stopped).await;
             })
         };
         if tokio::time::timeout(SUBSCRIBE_WAIT, is_subscribed)
@@ -100,6 +108,8 @@ impl Hub {
             ping_interval: settings.ws_ping_interval,
             idle_timeout: settings.ws_idle_timeout,
             metrics,
+            subscription,
+            subscription_window,
         };
         (Arc::new(hub), relay)
     }

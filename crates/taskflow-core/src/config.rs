@@ -112,6 +112,10 @@ pub struct RedisSettings {
     pub url: String,
     /// `STATUS_CHANNEL`: the Pub/Sub channel status changes are published on.
     pub channel: String,
+    /// `REDIS_KEEPALIVE_MS`: how often the API pings its subscribed connection; one that does
+    /// not answer within this time is replaced (a half-open connection delivers nothing and
+    /// never errors).
+    pub keepalive: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -263,6 +267,7 @@ impl Settings {
                     &["redis", "rediss", "unix", "redis+unix"],
                 )?,
                 channel: env.string("STATUS_CHANNEL", "task.status"),
+                keepalive: env.positive_millis("REDIS_KEEPALIVE_MS", 5_000)?,
             },
             worker: WorkerSettings {
                 prefetch: env.positive("WORKER_PREFETCH", 8)?,
@@ -343,6 +348,11 @@ impl Env<'_> {
 
     fn millis(&self, name: &'static str, default: u64) -> Result<Duration, ConfigError> {
         let value = self.parse(name, default).map(Duration::from_millis)?;
+        self.at_most_max(name, value)
+    }
+
+    fn positive_millis(&self, name: &'static str, default: u64) -> Result<Duration, ConfigError> {
+        let value = self.positive(name, default).map(Duration::from_millis)?;
         self.at_most_max(name, value)
     }
 

@@ -2,6 +2,7 @@
 //! API process holds one subscription that it fans out to its WebSocket clients.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -12,41 +13,77 @@ use redis::aio::ConnectionManager;
 use crate::config::RedisSettings;
 use crate::contract::StatusEvent;
 
-/// Publishes status events. The connection manager reconnects by itself after Redis restarts.
+/// Publishes status events. The connection manager reconnects by itself when the connection
+/// drops; a connection that stays open and answers nothing only makes its commands time out, so
+/// after a timeout the connection is replaced (in the background, one replacement at a time).
 #[derive(Clone)]
-pub struct StatusPublisher {
-    conn: ConnectionManager,
+pub struct StatusPublisher(Arc<Publisher>);
+
+struct Publisher {
+    client: redis::Client,
     channel: String,
+    /// The connection in use, and how many times it was replaced.
+    current: std::sync::Mutex<(u64, ConnectionManager)>,
+    replacing: tokio::sync::Mutex<()>,
 }
 
 impl StatusPublisher {
     pub async fn connect(settings: &RedisSettings) -> anyhow::Result<Self> {
-        let conn = ConnectionManager::new(client(settings)?)
+        let client = client(settings)?;
+        let conn = ConnectionManager::new(client.clone())
             .await
             .context("connecting to Redis")?;
-        Ok(Self {
-            conn,
+        Ok(Self(Arc::new(Publisher {
+            client,
             channel: settings.channel.clone(),
-        })
+            current: std::sync::Mutex::new((0, conn)),
+            replacing: tokio::sync::Mutex::new(()),
+        })))
     }
 
     pub async fn publish(&self, event: &StatusEvent) -> anyhow::Result<()> {
-        let mut conn = self.conn.clone();
-        let _receivers: i64 = conn
-            .publish(&self.channel, event.to_json())
-            .await
+        let (generation, mut conn) = self.current();
+        let published: redis::RedisResult<i64> =
+            conn.publish(&self.0.channel, event.to_json()).await;
+        self.replace_after_timeout(generation, &published);
+        published
             .with_context(|| format!("publishing {} for task {}", event.status, event.task_id))?;
         Ok(())
     }
 
     /// A round trip to Redis, for health checks.
     pub async fn ping(&self) -> anyhow::Result<()> {
-        let mut conn = self.conn.clone();
-        let _: String = redis::cmd("PING")
-            .query_async(&mut conn)
-            .await
-            .context("PING")?;
+        let (generation, mut conn) = self.current();
+        let pong: redis::RedisResult<String> = redis::cmd("PING").query_async(&mut conn).await;
+        self.replace_after_timeout(generation, &pong);
+        pong.context("PING")?;
         Ok(())
+    }
+
+    fn current(&self) -> (u64, ConnectionManager) {
+        self.0.current.lock().expect("not poisoned").clone()
+    }
+
+    fn replace_after_timeout<T>(&self, generation: u64, result: &redis::RedisResult<T>) {
+        if !result.as_ref().is_err_and(|err| err.is_timeout()) {
+            return;
+        }
+        let publisher = self.0.clone();
+        tokio::spawn(async move {
+            let _one_at_a_time = publisher.replacing.lock().await;
+            if publisher.current.lock().expect("not poisoned").0 != generation {
+                return; // Replaced already.
+            }
+            match ConnectionManager::new(publisher.client.clone()).await {
+                Ok(conn) => {
+                    *publisher.current.lock().expect("not poisoned") = (generation + 1, conn);
+                    tracing::info!("Redis publisher connection replaced after a timeout");
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "replacing the Redis publisher connection failed")
+                }
+            }
+        });
     }
 }
 
@@ -74,11 +111,33 @@ fn client(settings: &RedisSettings) -> anyhow::Result<redis::Client> {
     redis::Client::open(info).context("parsing REDIS_URL")
 }
 
+/// When the subscribed connection last proved alive: it subscribed, or answered a ping. This is
+/// what `/healthz` reports for Redis, since it is the connection `/ws` depends on.
+#[derive(Debug, Default)]
+pub struct SubscriptionLiveness(std::sync::Mutex<Option<tokio::time::Instant>>);
+
+impl SubscriptionLiveness {
+    fn heard(&self) {
+        *self.0.lock().expect("not poisoned") = Some(tokio::time::Instant::now());
+    }
+
+    /// Whether the subscription answered within `window`.
+    pub fn alive_within(&self, window: Duration) -> bool {
+        self.0
+            .lock()
+            .expect("not poisoned")
+            .is_some_and(|at| at.elapsed() <= window)
+    }
+}
+
 /// Subscribes to the status channel and hands every message to `deliver` until `shutdown`
-/// resolves. Pub/Sub streams end when the connection drops; this resubscribes with a growing
-/// delay and then reports [`Relayed::Resubscribed`], because what was published in the gap is gone.
+/// resolves. Pub/Sub streams end when the connection drops, and a half-open connection never
+/// ends: the subscription is pinged every `keepalive` and replaced when a ping goes unanswered.
+/// After a gap it resubscribes with a growing delay and reports [`Relayed::Resubscribed`],
+/// because what was published in the gap is gone.
 pub async fn relay_status_events(
     settings: RedisSettings,
+    liveness: &SubscriptionLiveness,
     mut deliver: impl FnMut(Relayed),
     shutdown: impl Future<Output = ()>,
 ) {
@@ -86,9 +145,13 @@ pub async fn relay_status_events(
         let mut delay = Duration::from_millis(100);
         let mut had_subscription = false;
         loop {
-            match subscribe(&settings).await {
-                Ok(mut pubsub) => {
+            let subscribed = tokio::time::timeout(settings.keepalive, subscribe(&settings))
+                .await
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("subscribing timed out")));
+            match subscribed {
+                Ok(pubsub) => {
                     tracing::info!(channel = %settings.channel, "subscribed to status events");
+                    liveness.heard();
                     delay = Duration::from_millis(100);
                     deliver(if had_subscription {
                         Relayed::Resubscribed
@@ -96,16 +159,35 @@ pub async fn relay_status_events(
                         Relayed::Subscribed
                     });
                     had_subscription = true;
-                    let mut messages = pubsub.on_message();
-                    while let Some(message) = messages.next().await {
-                        match message.get_payload::<String>() {
-                            Ok(text) => deliver(Relayed::Message(text)),
-                            Err(err) => {
-                                tracing::warn!(error = %err, "skipping a status message that is not text")
+                    let (mut sink, mut messages) = pubsub.split();
+                    let keepalive = async {
+                        loop {
+                            tokio::time::sleep(settings.keepalive).await;
+                            // Subscribed, Redis answers a PING with an array, not "PONG".
+                            let ping = sink.ping::<redis::Value>();
+                            match tokio::time::timeout(settings.keepalive, ping).await {
+                                Ok(Ok(_)) => liveness.heard(),
+                                Ok(Err(err)) => return format!("ping failed: {err}"),
+                                Err(_) => return "ping unanswered".to_owned(),
                             }
                         }
-                    }
-                    tracing::warn!(channel = %settings.channel, "status subscription ended; resubscribing");
+                    };
+                    let relay = async {
+                        while let Some(message) = messages.next().await {
+                            match message.get_payload::<String>() {
+                                Ok(text) => deliver(Relayed::Message(text)),
+                                Err(err) => {
+                                    tracing::warn!(error = %err, "skipping a status message that is not text")
+                                }
+                            }
+                        }
+                        "connection closed".to_owned()
+                    };
+                    let reason = tokio::select! {
+                        reason = keepalive => reason,
+                        reason = relay => reason,
+                    };
+                    tracing::warn!(channel = %settings.channel, reason, "status subscription lost; resubscribing");
                 }
                 Err(err) => {
                     tracing::warn!(
