@@ -5,6 +5,7 @@ mod contracts;
 mod guarantees;
 mod idempotency;
 mod operations;
+mod outbox;
 mod pipeline;
 mod scale_out;
 mod security;

@@ -13,7 +13,7 @@ use taskflow_core::batch::Batcher;
 use taskflow_core::config::RecoverySettings;
 use taskflow_core::contract::{StatusEvent, TaskCreated};
 use taskflow_core::db;
-use taskflow_core::domain::{Task, TaskId};
+use taskflow_core::domain::Task;
 use tokio::sync::{OwnedSemaphorePermit, mpsc, watch};
 
 use crate::metrics::ApiMetrics;
@@ -106,8 +106,13 @@ async fn publish_after_commit(state: &AppState, message: &TaskCreated) {
     {
         Ok(()) => {
             // The receiver lives as long as the API; if it is gone, the relay republishes the
-            // row later, which the idempotent worker shrugs off.
-            let _ = state.sent.send(id);
+            // row later, which the idempotent worker shrugs off. The mark to clear is the one
+            // the commit wrote: its request time plus the grace.
+            let mark = db::DispatchMark {
+                task_id: id,
+                due_at: message.requested_at + state.recovery.outbox_grace,
+            };
+            let _ = state.sent.send(mark);
         }
         Err(err) => {
             state.metrics.publish_failures.inc();
@@ -142,12 +147,12 @@ async fn announce(state: &AppState, event: &StatusEvent) {
 /// once.
 pub async fn mark_sent(
     pool: MySqlPool,
-    mut sent: mpsc::UnboundedReceiver<TaskId>,
+    mut sent: mpsc::UnboundedReceiver<db::DispatchMark>,
     grace: Duration,
 ) {
     let delay = grace / 5;
     let connection = db::KeptConnections::new(pool);
-    let mut waiting: VecDeque<(Instant, TaskId)> = VecDeque::new();
+    let mut waiting: VecDeque<(Instant, db::DispatchMark)> = VecDeque::new();
     let mut arrived = Vec::with_capacity(SENT_BATCH);
     let mut open = true;
     while open || !waiting.is_empty() {
@@ -168,7 +173,7 @@ pub async fn mark_sent(
             continue;
         }
         let ripe = waiting.partition_point(|&(confirmed, _)| !open || confirmed + delay / 2 <= now);
-        let ripe: Vec<TaskId> = waiting.drain(..ripe).map(|(_, id)| id).collect();
+        let ripe: Vec<db::DispatchMark> = waiting.drain(..ripe).map(|(_, mark)| mark).collect();
         for batch in ripe.chunks(SENT_BATCH) {
             let marked = connection
                 .run(async |conn| db::mark_dispatched(conn, batch).await)
@@ -231,12 +236,14 @@ pub async fn relay(
             }
         };
         match db::relay_outbox(&pool, RELAY_BATCH, publish).await {
-            Ok(report) if report.published > 0 || report.failed > 0 => {
+            Ok(report) if report.published > 0 || report.failed > 0 || report.parked > 0 => {
                 metrics.outbox_relayed.inc_by(report.published as u64);
                 metrics.publish_failures.inc_by(report.failed as u64);
+                metrics.outbox_parked.inc_by(report.parked as u64);
                 tracing::info!(
                     published = report.published,
                     failed = report.failed,
+                    parked = report.parked,
                     "outbox relay pass"
                 );
             }

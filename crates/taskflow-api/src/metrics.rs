@@ -24,6 +24,7 @@ pub struct ApiMetrics {
     pub transitions: IntCounterVec,
     pub publish_failures: IntCounter,
     pub outbox_relayed: IntCounter,
+    pub outbox_parked: IntCounter,
     pub request_duration: HistogramVec,
     pub ws_sent: IntCounter,
     pub ws_dropped: IntCounter,
@@ -60,6 +61,11 @@ impl ApiMetrics {
             outbox_relayed: registered(&registry, IntCounter::new(
                 "taskflow_outbox_relayed_total",
                 "Messages published by the outbox relay.",
+            )
+            .expect("valid metric")),
+            outbox_parked: registered(&registry, IntCounter::new(
+                "taskflow_outbox_parked_total",
+                "Due tasks the relay could not make into a message, set FAILED with the reason.",
             )
             .expect("valid metric")),
             request_duration: registered(&registry, HistogramVec::new(

@@ -8,7 +8,7 @@ use sqlx::MySqlPool;
 use taskflow_core::amqp::Broker;
 use taskflow_core::batch::Batcher;
 use taskflow_core::config::{ApiSettings, RecoverySettings};
-use taskflow_core::domain::{Task, TaskId};
+use taskflow_core::domain::Task;
 use taskflow_core::status_bus::StatusPublisher;
 use tokio::sync::{Semaphore, mpsc};
 
@@ -25,7 +25,7 @@ pub struct AppState {
     pub inserts: Batcher<Task, ()>,
     pub hub: Arc<Hub>,
     /// Ids of tasks whose message the broker confirmed: they are marked dispatched in batches.
-    pub sent: mpsc::UnboundedSender<TaskId>,
+    pub sent: mpsc::UnboundedSender<taskflow_core::db::DispatchMark>,
     /// One permit per dispatch that may be under way ([`crate::dispatch::dispatch_after_commit`]).
     pub dispatches: Arc<Semaphore>,
     pub metrics: Arc<ApiMetrics>,

@@ -7,8 +7,8 @@
 //! start (in the statement that starts it, at no extra cost), or the API a little after the
 //! broker confirmed (in batches, for tasks still queued). The relay publishes whatever is still
 //! due after the grace, so a task accepted with 201 is dispatched even if the broker was down or
-//! the API crashed in between. Relays in several API replicas take disjoint rows
-//! (`FOR UPDATE SKIP LOCKED`), so none is published twice by them.
+//! the API crashed in between. Relays in several API replicas claim disjoint rows
+//! (`FOR UPDATE SKIP LOCKED`, then the claim is committed before the broker is waited on).
 //!
 //! Clearing the column sets `updated_at = updated_at`: an UPDATE that names the column keeps
 //! MySQL's `ON UPDATE CURRENT_TIMESTAMP` from touching it.
@@ -17,7 +17,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use chrono::NaiveDateTime;
+use chrono::{DateTime, NaiveDateTime, Utc};
 use sqlx::{MySqlPool, QueryBuilder, Row as _};
 
 use super::push_id_list;
@@ -31,25 +31,44 @@ pub struct OutboxMessage {
     pub body: Vec<u8>,
 }
 
-/// Marks tasks whose message the broker confirmed as dispatched, in one statement. A task a
-/// worker has started is marked already: its row is left as it is, nothing written.
+/// A task's outbox mark as it was when its message was published: clearing it is a
+/// compare-and-set, so a newer mark (an operator's retry since) is never erased.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DispatchMark {
+    pub task_id: TaskId,
+    pub due_at: DateTime<Utc>,
+}
+
+/// Marks tasks whose message the broker confirmed as dispatched, in one statement: each row
+/// whose mark is still the one its message was published for. A task a worker has started is
+/// marked already: its row is left as it is, nothing written.
 pub async fn mark_dispatched<'e>(
     executor: impl sqlx::MySqlExecutor<'e>,
-    ids: &[TaskId],
+    marks: &[DispatchMark],
 ) -> anyhow::Result<()> {
-    if ids.is_empty() {
+    if marks.is_empty() {
         return Ok(());
     }
+    let ids: Vec<TaskId> = marks.iter().map(|mark| mark.task_id).collect();
     let mut query = QueryBuilder::new(
         "UPDATE tasks FORCE INDEX (PRIMARY) SET dispatch_due_at = NULL, updated_at = updated_at \
          WHERE dispatch_due_at IS NOT NULL AND id IN ",
     );
-    push_id_list(&mut query, ids);
+    push_id_list(&mut query, &ids);
+    query.push(" AND CASE id");
+    for mark in marks {
+        query
+            .push(" WHEN ")
+            .push_bind(mark.task_id.to_string())
+            .push(" THEN dispatch_due_at = ")
+            .push_bind(mark.due_at.naive_utc());
+    }
+    query.push(" ELSE FALSE END");
     query
         .build()
         .execute(executor)
         .await
-        .with_context(|| format!("marking {} tasks dispatched", ids.len()))?;
+        .with_context(|| format!("marking {} tasks dispatched", marks.len()))?;
     Ok(())
 }
 
@@ -58,14 +77,20 @@ pub async fn mark_dispatched<'e>(
 pub struct RelayReport {
     pub published: usize,
     pub failed: usize,
+    /// Rows that cannot be made into a message, set FAILED with the reason.
+    pub parked: usize,
 }
 
-/// How long a message whose publish failed waits before the relay tries again.
-const RETRY_AFTER: Duration = Duration::from_secs(5);
+/// How long the relay's claim on a row lasts: a message whose publish failed (or whose relay
+/// died mid-pass) is taken again after it.
+const CLAIM: Duration = Duration::from_secs(5);
 
 /// Publishes up to `limit` due messages with `publish` (which must return only once the broker
-/// confirmed), marks those dispatched and postpones the others. The rows stay locked for the
-/// pass, so other relays skip them.
+/// confirmed) and marks those dispatched. Rows are claimed by moving their mark `CLAIM` ahead in
+/// a short transaction (`SKIP LOCKED`, so relays in several replicas take disjoint rows); no
+/// row lock is held while the broker is waited on. A published message clears its claim by
+/// compare-and-set; a failed one stays claimed until the claim runs out, then is retried. A row
+/// that cannot be made into a message is parked: FAILED, with the reason, never retried.
 pub async fn relay_outbox<F, Fut>(
     pool: &MySqlPool,
     limit: u32,
@@ -76,10 +101,11 @@ where
     Fut: Future<Output = anyhow::Result<()>>,
 {
     let now = now_micros();
+    let claimed_until = now + CLAIM;
     let mut tx = pool.begin().await.context("starting a transaction")?;
     let rows = sqlx::query(
-        "SELECT id, CAST(payload AS CHAR) AS payload FROM tasks WHERE dispatch_due_at <= ? \
-         ORDER BY dispatch_due_at LIMIT ? FOR UPDATE SKIP LOCKED",
+        "SELECT id, CAST(payload AS CHAR) AS payload, created_at FROM tasks \
+         WHERE dispatch_due_at <= ? ORDER BY dispatch_due_at LIMIT ? FOR UPDATE SKIP LOCKED",
     )
     .bind(now.naive_utc())
     .bind(limit)
@@ -93,63 +119,96 @@ where
         return Ok(RelayReport::default());
     }
     let mut due = Vec::with_capacity(rows.len());
+    let mut claimed = Vec::with_capacity(rows.len());
+    let mut parked = Vec::new();
     for row in &rows {
-        let task_id: TaskId = row
-            .try_get::<String, _>("id")?
-            .parse()
-            .context("decoding tasks.id")?;
-        let payload: Option<String> = row.try_get("payload")?;
-        let payload = match payload {
-            Some(text) => serde_json::from_str(&text).context("decoding tasks.payload")?,
-            None => serde_json::Value::Null,
-        };
-        let message = TaskCreated {
-            task_id,
-            payload,
-            requested_at: now,
-        };
-        due.push(OutboxMessage {
-            task_id,
-            body: message.to_json(),
-        });
+        let raw_id: String = row.try_get("id").context("reading tasks.id")?;
+        match outbox_message(row) {
+            Ok(message) => {
+                claimed.push(raw_id);
+                due.push(message);
+            }
+            Err(err) => {
+                tracing::error!(task_id = %raw_id, error = format!("{err:#}"), "parking a task that cannot be dispatched");
+                parked.push((raw_id, format!("parked by the outbox relay: {err:#}")));
+            }
+        }
     }
+    if !claimed.is_empty() {
+        let mut claim =
+            QueryBuilder::new("UPDATE tasks FORCE INDEX (PRIMARY) SET dispatch_due_at = ");
+        claim
+            .push_bind(claimed_until.naive_utc())
+            .push(", updated_at = updated_at WHERE id IN ");
+        push_id_list(&mut claim, &claimed);
+        claim
+            .build()
+            .execute(&mut *tx)
+            .await
+            .context("claiming due tasks")?;
+    }
+    for (id, reason) in &parked {
+        sqlx::query(
+            "UPDATE tasks FORCE INDEX (PRIMARY) SET status = 'FAILED', message = ?, \
+             finished_at = ?, updated_at = ?, dispatch_due_at = NULL WHERE id = ?",
+        )
+        .bind(reason.chars().take(1000).collect::<String>())
+        .bind(now.naive_utc())
+        .bind(now.naive_utc())
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .context("parking a task")?;
+    }
+    tx.commit().await.context("committing the relay's claim")?;
 
     // Publish them all at once: confirms are asynchronous, so this costs one round trip.
     let results =
         futures_util::future::join_all(due.iter().map(|message| publish(message.clone()))).await;
     let mut sent = Vec::new();
-    let mut failed = Vec::new();
+    let mut failed = 0;
     for (message, result) in due.iter().zip(results) {
         match result {
-            Ok(()) => sent.push(message.task_id),
+            Ok(()) => sent.push(DispatchMark {
+                task_id: message.task_id,
+                due_at: claimed_until,
+            }),
             Err(err) => {
                 tracing::warn!(task_id = %message.task_id, error = format!("{err:#}"), "relay publish failed; will retry");
-                failed.push(message.task_id);
+                failed += 1;
             }
         }
     }
-    for (ids, due_at) in [
-        (&sent, None),
-        (&failed, Some((now + RETRY_AFTER).naive_utc())),
-    ] {
-        if ids.is_empty() {
-            continue;
-        }
-        let mut query = QueryBuilder::new("UPDATE tasks SET dispatch_due_at = ");
-        query
-            .push_bind(due_at)
-            .push(", updated_at = updated_at WHERE id IN ");
-        push_id_list(&mut query, ids);
-        query
-            .build()
-            .execute(&mut *tx)
-            .await
-            .context("recording the relay pass")?;
-    }
-    tx.commit().await.context("committing the relay pass")?;
+    mark_dispatched(pool, &sent)
+        .await
+        .context("recording the relay pass")?;
     Ok(RelayReport {
         published: sent.len(),
-        failed: failed.len(),
+        failed,
+        parked: parked.len(),
+    })
+}
+
+/// The `task.created` message of a due row, with the time the task was first requested.
+fn outbox_message(row: &sqlx::mysql::MySqlRow) -> anyhow::Result<OutboxMessage> {
+    let task_id: TaskId = row
+        .try_get::<String, _>("id")?
+        .parse()
+        .context("tasks.id is not a UUID")?;
+    let payload: Option<String> = row.try_get("payload")?;
+    let payload = match payload {
+        Some(text) => serde_json::from_str(&text).context("tasks.payload is not JSON")?,
+        None => serde_json::Value::Null,
+    };
+    let created_at: NaiveDateTime = row.try_get("created_at")?;
+    let message = TaskCreated {
+        task_id,
+        payload,
+        requested_at: created_at.and_utc(),
+    };
+    Ok(OutboxMessage {
+        task_id,
+        body: message.to_json(),
     })
 }
 
