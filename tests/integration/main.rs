@@ -1,6 +1,7 @@
 //! TaskFlow's integration suite: one binary, one harness (`taskflow_tests`), real services.
 
 mod api_errors;
+mod clocks;
 mod contracts;
 mod guarantees;
 mod idempotency;

@@ -328,6 +328,15 @@ impl TestApp {
         WorkerProcess::spawn(binary, &self.worker_vars, name)
     }
 
+    /// A worker process whose clock is `behind` this machine's.
+    pub fn spawn_worker_process_with_clock_behind(
+        &self,
+        binary: &str,
+        behind: Duration,
+    ) -> WorkerProcess {
+        WorkerProcess::spawn_with_clock_behind(binary, &self.worker_vars, "behind", behind)
+    }
+
     /// Another API replica on the same database, broker and channel; stopped when dropped.
     pub async fn spawn_replica(&self) -> Replica {
         let api = taskflow_api::Api::build(&self.settings)

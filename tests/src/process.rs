@@ -12,7 +12,31 @@ pub struct WorkerProcess {
 
 impl WorkerProcess {
     pub fn spawn(binary: &str, vars: &HashMap<String, String>, name: &str) -> Self {
-        let child = Command::new(binary)
+        Self::spawn_command(Command::new(binary), vars, name)
+    }
+
+    /// A worker whose clock is `behind` the machine's, through libfaketime (Debian's
+    /// `faketime`): a real process with a wrong clock, as on a host whose NTP is off.
+    pub fn spawn_with_clock_behind(
+        binary: &str,
+        vars: &HashMap<String, String>,
+        name: &str,
+        behind: Duration,
+    ) -> Self {
+        assert!(
+            std::path::Path::new("/usr/bin/faketime").exists(),
+            "this test needs libfaketime: apt-get install faketime"
+        );
+        let mut command = Command::new("/usr/bin/faketime");
+        command
+            .arg("-f")
+            .arg(format!("-{}s", behind.as_secs()))
+            .arg(binary);
+        Self::spawn_command(command, vars, name)
+    }
+
+    fn spawn_command(mut command: Command, vars: &HashMap<String, String>, name: &str) -> Self {
+        let child = command
             .env_clear()
             .envs(vars)
             .env("WORKER_NAME", name)

@@ -62,6 +62,7 @@ impl Api {
     /// events, starts the outbox relay and binds `API_HOST:API_PORT`.
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
         let pool = db::connect(&settings.db).await?;
+        db::sync_clock(&pool).await?;
         let broker = Arc::new(Broker::connect(&settings.amqp).await?);
         let statuses = StatusPublisher::connect(&settings.redis).await?;
         let (stopping, _) = watch::channel(false);

@@ -270,11 +270,22 @@ pub enum DomainError {
     InvalidStatus(String),
 }
 
-/// Timestamps are kept to the microsecond, as `DATETIME(6)` stores them, so a value read back
-/// from the database equals the one written.
+/// How far the database's clock is ahead of this host's, in microseconds (see [`now_micros`]).
+static CLOCK_OFFSET_MICROS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+/// Sets the offset [`now_micros`] adds to this host's clock: the database's clock minus ours.
+pub fn set_clock_offset(offset: chrono::TimeDelta) {
+    let micros = offset.num_microseconds().unwrap_or(0);
+    CLOCK_OFFSET_MICROS.store(micros, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The time on the database's clock, to the microsecond, as `DATETIME(6)` stores it (so a value
+/// read back equals the one written). Every timestamp TaskFlow writes comes from here, so status
+/// changes made on different hosts order by one clock even when a host's clock is behind.
 pub fn now_micros() -> DateTime<Utc> {
-    let now = Utc::now();
-    DateTime::from_timestamp_micros(now.timestamp_micros()).expect("now is in range")
+    let offset = CLOCK_OFFSET_MICROS.load(std::sync::atomic::Ordering::Relaxed);
+    let now = Utc::now().timestamp_micros().saturating_add(offset);
+    DateTime::from_timestamp_micros(now).expect("now is in range")
 }
 
 #[cfg(test)]

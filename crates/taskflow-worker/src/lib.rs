@@ -47,6 +47,7 @@ impl Worker {
     /// Connects to MySQL, RabbitMQ and Redis (retrying as the `*_CONNECT_*` settings say).
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
         let pool = db::connect(&settings.db).await?;
+        db::sync_clock(&pool).await?;
         let broker = Broker::connect(&settings.amqp).await?;
         let statuses = StatusPublisher::connect(&settings.redis).await?;
         let address = format!("{}:{}", settings.api.host, settings.worker.metrics_port);

@@ -70,6 +70,52 @@ pub async fn connect(settings: &DbSettings) -> anyhow::Result<MySqlPool> {
     .await
 }
 
+/// How often a process measures its clock against the database's again (clocks drift).
+const CLOCK_SYNC_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Measures the database's clock against this host's and sets the offset every timestamp is
+/// taken with ([`crate::domain::now_micros`]), then again every minute while the pool is open.
+pub async fn sync_clock(pool: &MySqlPool) -> anyhow::Result<()> {
+    measure_clock(pool).await?;
+    let weak = pool.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(CLOCK_SYNC_INTERVAL).await;
+            if weak.is_closed() {
+                return;
+            }
+            if let Err(err) = measure_clock(&weak).await {
+                tracing::warn!(
+                    error = format!("{err:#}"),
+                    "measuring the database clock failed"
+                );
+            }
+        }
+    });
+    Ok(())
+}
+
+async fn measure_clock(pool: &MySqlPool) -> anyhow::Result<()> {
+    let mut conn = acquire(pool).await?;
+    let sent = chrono::Utc::now();
+    let database: chrono::NaiveDateTime = sqlx::query_scalar("SELECT UTC_TIMESTAMP(6)")
+        .fetch_one(&mut *conn)
+        .await
+        .context("reading the database clock")?;
+    let received = chrono::Utc::now();
+    // The database read its clock about halfway through the round trip.
+    let ours = sent + (received - sent) / 2;
+    let offset = database.and_utc() - ours;
+    crate::domain::set_clock_offset(offset);
+    if offset.num_milliseconds().abs() > 1_000 {
+        tracing::warn!(
+            offset_ms = offset.num_milliseconds(),
+            "this host's clock differs from the database's; timestamps follow the database"
+        );
+    }
+    Ok(())
+}
+
 /// Creates the database `DB_URL` names if it does not exist yet, so a fresh server needs no
 /// manual step before `migrate`.
 pub async fn create_database_if_missing(settings: &DbSettings) -> anyhow::Result<()> {
