@@ -1,12 +1,13 @@
 //! A TCP fault proxy owned by the harness: it sits between a component under test and a shared
-//! server, and can cut every connection and refuse new ones, then heal. Outages are simulated
-//! here, never by stopping the shared servers.
+//! server, and can cut every connection and refuse new ones, or stall them (bytes are taken and
+//! held, nothing is forwarded: a half-open link), then heal. Outages are simulated here, never by
+//! stopping the shared servers.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use tokio::io::copy_bidirectional;
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
@@ -24,6 +25,8 @@ struct State {
     cuts: watch::Sender<u64>,
     /// Connections refused while down: each is a component trying to reconnect.
     refused: watch::Sender<u64>,
+    /// While true, connections stay open but nothing read is forwarded, either way.
+    stalled: watch::Sender<bool>,
 }
 
 impl FaultProxy {
@@ -38,6 +41,7 @@ impl FaultProxy {
             down: AtomicBool::new(false),
             cuts: watch::channel(0).0,
             refused: watch::channel(0).0,
+            stalled: watch::channel(false).0,
         });
         let accept_loop = tokio::spawn(accept(listener, state.clone()));
         Self {
@@ -58,6 +62,16 @@ impl FaultProxy {
 
     pub fn heal(&self) {
         self.handle().heal();
+    }
+
+    /// Keeps every connection open but forwards nothing, either way, until
+    /// [`FaultProxy::unstall`]: a peer that went silent without closing.
+    pub fn stall(&self) {
+        self.state.stalled.send_replace(true);
+    }
+
+    pub fn unstall(&self) {
+        self.state.stalled.send_replace(false);
     }
 
     /// A handle that can cut and heal from another task.
@@ -124,11 +138,36 @@ async fn accept(listener: TcpListener, state: Arc<State>) {
             let mut client = client;
             let _ = client.set_nodelay(true);
             let _ = upstream.set_nodelay(true);
+            let (client_read, client_write) = client.split();
+            let (upstream_read, upstream_write) = upstream.split();
             tokio::select! {
-                _ = copy_bidirectional(&mut client, &mut upstream) => {}
+                () = forward(client_read, upstream_write, &state.stalled) => {}
+                () = forward(upstream_read, client_write, &state.stalled) => {}
                 _ = cuts.changed() => {}
             }
             // Dropping both streams closes them: the component sees its connection die.
         });
+    }
+}
+
+/// Copies `from` to `to` until either ends, holding what it read while the proxy is stalled.
+async fn forward(
+    mut from: impl AsyncRead + Unpin,
+    mut to: impl AsyncWrite + Unpin,
+    stalled: &watch::Sender<bool>,
+) {
+    let mut stalled = stalled.subscribe();
+    let mut buffer = vec![0; 16 * 1024];
+    loop {
+        let read = match from.read(&mut buffer).await {
+            Ok(0) | Err(_) => return,
+            Ok(read) => read,
+        };
+        if stalled.wait_for(|stalled| !*stalled).await.is_err() {
+            return;
+        }
+        if to.write_all(&buffer[..read]).await.is_err() {
+            return;
+        }
     }
 }
