@@ -2,6 +2,7 @@
 
 mod api_errors;
 mod contracts;
+mod edges;
 mod guarantees;
 mod operations;
 mod pipeline;

@@ -12,6 +12,9 @@ use redis::aio::ConnectionManager;
 use crate::config::RedisSettings;
 use crate::contract::StatusEvent;
 
+/// How long a Redis command (or a reconnect) may take before it fails.
+const RESPONSE_TIMEOUT: Duration = Duration::from_millis(500);
+
 /// Publishes status events. The connection manager reconnects by itself after Redis restarts.
 #[derive(Clone)]
 pub struct StatusPublisher {
@@ -21,7 +24,12 @@ pub struct StatusPublisher {
 
 impl StatusPublisher {
     pub async fn connect(settings: &RedisSettings) -> anyhow::Result<Self> {
-        let conn = ConnectionManager::new(client(settings)?)
+        // Every command has a deadline, so a Redis that stops answering without closing fails a
+        // publish instead of holding the task that announces it.
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_response_timeout(Some(RESPONSE_TIMEOUT))
+            .set_connection_timeout(Some(RESPONSE_TIMEOUT));
+        let conn = ConnectionManager::new_with_config(client(settings)?, config)
             .await
             .context("connecting to Redis")?;
         Ok(Self {

@@ -69,6 +69,7 @@ impl Worker {
                 statuses,
                 broker,
                 retry: settings.retry,
+                publish_timeout: settings.api.publish_timeout,
                 worker_name: settings.worker.name.clone(),
                 metrics: Arc::new(WorkerMetrics::new()),
             }),

@@ -18,6 +18,9 @@ pub struct WorkerMetrics {
     pub retries: IntCounter,
     pub dead_lettered: IntCounterVec,
     pub status_publish_failures: IntCounter,
+    pub handler_panics: IntCounter,
+    /// Deliveries put back for immediate redelivery.
+    pub requeues: IntCounter,
     /// `queue_wait`, `run` and `end_to_end`, by outcome.
     pub durations: HistogramVec,
 }
@@ -41,6 +44,16 @@ impl WorkerMetrics {
             status_publish_failures: registered(&registry, IntCounter::new(
                 "taskflow_status_publish_failures_total",
                 "Status changes committed but not announced on Redis.",
+            )
+            .expect("valid metric")),
+            handler_panics: registered(&registry, IntCounter::new(
+                "taskflow_handler_panics_total",
+                "Deliveries whose processing panicked; each is retried like a transient failure.",
+            )
+            .expect("valid metric")),
+            requeues: registered(&registry, IntCounter::new(
+                "taskflow_deliveries_requeued_total",
+                "Deliveries put back for immediate redelivery because what they had to hand over could not be.",
             )
             .expect("valid metric")),
             durations: registered(&registry, HistogramVec::new(

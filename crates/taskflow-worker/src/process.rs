@@ -11,6 +11,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use futures_util::FutureExt as _;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicNackOptions};
 use sqlx::MySqlPool;
@@ -36,6 +37,8 @@ pub struct Context {
     pub statuses: StatusPublisher,
     pub broker: Broker,
     pub retry: RetrySettings,
+    /// How long a retry or a dead letter waits for the broker's confirm (`PUBLISH_TIMEOUT_MS`).
+    pub publish_timeout: std::time::Duration,
     pub worker_name: String,
     pub metrics: Arc<WorkerMetrics>,
 }
@@ -68,7 +71,20 @@ pub async fn handle(ctx: &Context, delivery: Delivery) {
         Ok(message) => {
             let id = message.task_id;
             let span = tracing::info_span!("task", task_id = %id, attempt);
-            (Some(id), process(ctx, message).instrument(span).await)
+            // A panic must not end this handler before it settles the delivery: the broker
+            // would hold the unsettled delivery, and its prefetch slot, until the channel
+            // closes. A panic is treated as a transient failure, so its retries are bounded.
+            let processed = std::panic::AssertUnwindSafe(process(ctx, message))
+                .catch_unwind()
+                .instrument(span)
+                .await;
+            let outcome = processed.unwrap_or_else(|panic| {
+                ctx.metrics.handler_panics.inc();
+                let reason = panic_message(panic.as_ref());
+                tracing::error!(task_id = %id, %reason, "processing the task panicked");
+                Outcome::Transient(anyhow::anyhow!("processing panicked: {reason}"))
+            });
+            (Some(id), outcome)
         }
         Err(err) => (
             None,
@@ -86,6 +102,7 @@ pub async fn handle(ctx: &Context, delivery: Delivery) {
     let result = match settle {
         Settle::Ack => delivery.ack(BasicAckOptions::default()).await,
         Settle::Requeue => {
+            ctx.metrics.requeues.inc();
             delivery
                 .nack(BasicNackOptions {
                     requeue: true,
@@ -243,7 +260,7 @@ async fn settle(
                 let headers = headers::build(next, &errors, None);
                 match ctx
                     .broker
-                    .publish_retry(&delivery.data, headers, next, delay)
+                    .publish_retry(&delivery.data, headers, next, delay, ctx.publish_timeout)
                     .await
                 {
                     Ok(()) => {
@@ -308,7 +325,11 @@ async fn dead_letter(
 ) -> Settle {
     match ctx
         .broker
-        .dead_letter(body, headers::build(attempt, errors, Some(reason)))
+        .dead_letter(
+            body,
+            headers::build(attempt, errors, Some(reason)),
+            ctx.publish_timeout,
+        )
         .await
     {
         Ok(()) => {
@@ -323,6 +344,15 @@ async fn dead_letter(
             Settle::Requeue
         }
     }
+}
+
+/// What a panic said, when it said it with a string (as `panic!` and `expect` do).
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|text| (*text).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
 }
 
 fn preview(body: &[u8]) -> String {

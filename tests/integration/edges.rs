@@ -1,0 +1,191 @@
+//! The edges of what is accepted and of what the worker waits on: inputs at the size limits,
+//! services that stop answering without closing, and code that panics.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use taskflow_core::amqp::{Broker, headers};
+use taskflow_core::domain::TaskStatus;
+use taskflow_core::status_bus::StatusPublisher;
+use taskflow_tests::{Options, Proxied, TestApp};
+
+fn options(proxied: Proxied, vars: &[(&'static str, &str)]) -> Options {
+    Options {
+        proxied,
+        vars: vars.iter().map(|(k, v)| (*k, v.to_string())).collect(),
+        ..Options::default()
+    }
+}
+
+/// How long a call that should give up after a short timeout may take, at most.
+const GIVE_UP_BOUND: Duration = Duration::from_secs(4);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_of_eighty_thousand_bytes_in_emoji_is_done_with_every_character() {
+    // Arrange: the default body limit, which admits far more than 64 KiB.
+    let app =
+        TestApp::spawn_with(options(Proxied::Nothing, &[("MAX_BODY_BYTES", "1048576")])).await;
+    let mut ws = app.ws().await;
+    let message = "😀".repeat(20_000);
+    assert_eq!(message.len(), 80_000);
+
+    // Act
+    let id = app
+        .create_task("emoji", json!({"message": message.clone()}))
+        .await;
+    let events = ws.wait_for(id, TaskStatus::Done).await;
+
+    // Assert
+    assert_eq!(events.last().unwrap()["message"], message.as_str());
+    let task = app.get_task(id).await;
+    assert_eq!(task["status"], "DONE");
+    assert_eq!(task["message"], message.as_str());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_pooled_connection_runs_in_strict_sql_mode() {
+    // Arrange: a pool as the services connect it, with several connections open at once.
+    let app = TestApp::spawn_without_worker().await;
+    let pool = taskflow_core::db::connect(&app.direct.db).await.unwrap();
+    let mut connections = Vec::new();
+    for _ in 0..3 {
+        connections.push(pool.acquire().await.unwrap());
+    }
+
+    // Act / Assert
+    for connection in &mut connections {
+        let mode: String = sqlx::query_scalar("SELECT @@SESSION.sql_mode")
+            .fetch_one(&mut **connection)
+            .await
+            .unwrap();
+        assert!(mode.split(',').any(|m| m == "STRICT_ALL_TABLES"), "{mode}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statement_running_past_the_statement_timeout_is_cancelled() {
+    // Arrange
+    let app = TestApp::spawn_with(Options {
+        no_worker: true,
+        vars: vec![("DB_STATEMENT_TIMEOUT_MS", "300".to_owned())],
+        ..Options::default()
+    })
+    .await;
+    let pool = taskflow_core::db::connect(&app.direct.db).await.unwrap();
+
+    // Act
+    let started = Instant::now();
+    let slept = sqlx::query_scalar::<_, i64>("SELECT SLEEP(10)")
+        .fetch_one(&pool)
+        .await;
+
+    // Assert
+    assert!(started.elapsed() < GIVE_UP_BOUND, "{:?}", started.elapsed());
+    assert!(slept.is_err(), "the statement was not cancelled: {slept:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_and_dead_letters_to_a_stalled_broker_fail_within_the_publish_timeout() {
+    // Arrange: a publisher whose broker takes bytes and answers nothing.
+    let app = TestApp::spawn_with(Options {
+        proxied: Proxied::Workers,
+        no_worker: true,
+        vars: vec![("PUBLISH_TIMEOUT_MS", "300".to_owned())],
+    })
+    .await;
+    let broker = Broker::connect(&app.worker_settings.amqp).await.unwrap();
+    let timeout = app.worker_settings.api.publish_timeout;
+    app.proxies.as_ref().unwrap().rabbitmq.stall();
+
+    // Act
+    let started = Instant::now();
+    let dead_letter = tokio::time::timeout(
+        GIVE_UP_BOUND,
+        broker.dead_letter(b"{}", headers::build(1, &[], Some("test")), timeout),
+    )
+    .await;
+    let retry = tokio::time::timeout(
+        GIVE_UP_BOUND,
+        broker.publish_retry(
+            b"{}",
+            headers::build(2, &[], None),
+            2,
+            Duration::from_millis(10),
+            timeout,
+        ),
+    )
+    .await;
+
+    // Assert
+    assert!(
+        matches!(dead_letter, Ok(Err(_))),
+        "the dead letter did not give up by itself: {dead_letter:?}"
+    );
+    assert!(
+        matches!(retry, Ok(Err(_))),
+        "the retry did not give up by itself: {retry:?}"
+    );
+    assert!(started.elapsed() < GIVE_UP_BOUND, "{:?}", started.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_status_publish_to_a_stalled_redis_fails_within_its_timeout() {
+    // Arrange
+    let app = TestApp::spawn_with(Options {
+        proxied: Proxied::Workers,
+        no_worker: true,
+        ..Options::default()
+    })
+    .await;
+    let publisher = StatusPublisher::connect(&app.worker_settings.redis)
+        .await
+        .unwrap();
+    app.proxies.as_ref().unwrap().redis.stall();
+    let event = taskflow_core::contract::StatusEvent {
+        task_id: taskflow_core::domain::TaskId::new(),
+        status: TaskStatus::Done,
+        updated_at: chrono::Utc::now(),
+        message: None,
+    };
+
+    // Act
+    let published = tokio::time::timeout(GIVE_UP_BOUND, publisher.publish(&event)).await;
+
+    // Assert
+    assert!(
+        matches!(published, Ok(Err(_))),
+        "the publish did not give up by itself: {published:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_job_is_retried_and_does_not_hold_its_prefetch_slot() {
+    // Arrange: one prefetch slot, so a leaked slot stops the worker.
+    let app = TestApp::spawn_with(options(Proxied::Nothing, &[("WORKER_PREFETCH", "1")])).await;
+    let mut ws = app.ws().await;
+
+    // Act
+    let panicking = app
+        .create_task(
+            "panics once",
+            json!({"message": "survived", "simulated_panics": 1}),
+        )
+        .await;
+    let next = app.create_task("next", json!({"message": "next"})).await;
+
+    // Assert
+    let seen = ws.statuses_until_finished(&[panicking, next]).await;
+    assert_eq!(seen[&panicking].last().unwrap(), "DONE", "{seen:?}");
+    assert_eq!(seen[&next].last().unwrap(), "DONE", "{seen:?}");
+    assert_eq!(app.get_task(panicking).await["message"], "survived");
+    let metrics = reqwest::get(format!("http://{}/metrics", app.worker_metrics.unwrap()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("taskflow_handler_panics_total 1"),
+        "{metrics}"
+    );
+}
