@@ -86,10 +86,13 @@ impl Default for WorkerMetrics {
     }
 }
 
+/// Whether the worker can still finish what it takes (its batch writers run).
+pub type Liveness = Arc<dyn Fn() -> bool + Send + Sync>;
+
 /// `/metrics` and `/livez` for the worker.
-pub fn router(metrics: Arc<WorkerMetrics>) -> Router {
+pub fn router(metrics: Arc<WorkerMetrics>, live: Liveness) -> Router {
     Router::new()
-        .hoop(salvo::affix_state::inject(metrics))
+        .hoop(salvo::affix_state::inject(metrics).inject(live))
         .push(Router::with_path("metrics").get(scrape))
         .push(Router::with_path("livez").get(livez))
 }
@@ -104,7 +107,15 @@ async fn scrape(depot: &mut Depot, res: &mut Response) {
     res.render(metrics.render());
 }
 
+/// 200 while the worker can finish tasks; 503 once a batch writer has stopped, so the
+/// orchestrator restarts a process that would otherwise take deliveries it cannot finish.
 #[handler]
-async fn livez() -> &'static str {
-    "ok"
+async fn livez(depot: &mut Depot, res: &mut Response) {
+    let live = depot.get_typed::<Liveness>().expect("liveness is injected");
+    if live() {
+        res.render("ok");
+    } else {
+        res.status_code(StatusCode::SERVICE_UNAVAILABLE);
+        res.render("a batch writer has stopped");
+    }
 }
