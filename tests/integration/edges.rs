@@ -189,3 +189,84 @@ async fn a_panicking_job_is_retried_and_does_not_hold_its_prefetch_slot() {
         "{metrics}"
     );
 }
+
+/// The worker's counter `name`, as `/metrics` shows it (0 before it is first counted).
+async fn worker_counter(app: &TestApp, name: &str) -> u64 {
+    let metrics = reqwest::get(format!("http://{}/metrics", app.worker_metrics.unwrap()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Checks `condition` every 25 ms until it holds, for at most the harness's event timeout.
+async fn eventually(mut condition: impl AsyncFnMut() -> bool) -> bool {
+    tokio::time::timeout(taskflow_tests::EVENT_TIMEOUT, async {
+        let mut interval = tokio::time::interval(Duration::from_millis(25));
+        loop {
+            interval.tick().await;
+            if condition().await {
+                return;
+            }
+        }
+    })
+    .await
+    .is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_is_failed_only_once_its_dead_letter_is_confirmed() {
+    // Arrange: a task that fails for good on its first attempt, and no dead-letter queue, so
+    // its dead letter cannot be published (it is unroutable).
+    let app = TestApp::spawn_with(options(
+        Proxied::Nothing,
+        &[("RETRY_MAX_ATTEMPTS", "1"), ("WORKER_PREFETCH", "1")],
+    ))
+    .await;
+    let dead_letters = app.direct.amqp.dead_letter_queue.clone();
+    let connection = taskflow_core::amqp::connect(&app.direct.amqp)
+        .await
+        .unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    channel
+        .queue_delete(dead_letters.as_str().into(), Default::default())
+        .await
+        .unwrap();
+
+    // Act: the worker gives up on the task and fails to dead-letter it at least once; then the
+    // queue is back.
+    let id = app
+        .create_task(
+            "doomed",
+            json!({"message": "never", "transient_failures": 1_000_000}),
+        )
+        .await;
+    let requeued =
+        eventually(async || worker_counter(&app, "taskflow_deliveries_requeued_total").await >= 1)
+            .await;
+    assert!(requeued, "the worker never failed to dead-letter the task");
+    channel
+        .queue_declare(
+            dead_letters.as_str().into(),
+            lapin::options::QueueDeclareOptions::durable(),
+            Default::default(),
+        )
+        .await
+        .unwrap();
+
+    // Assert: FAILED, with its dead letter kept.
+    app.wait_for_status(id, TaskStatus::Failed).await;
+    let kept = eventually(async || app.queue_depth(&dead_letters).await == Some(1)).await;
+    let _ = connection.close(200, "done".into()).await;
+    assert!(kept, "the FAILED task's dead letter was lost");
+    let letter = app.take_message(&dead_letters).await.unwrap();
+    assert!(
+        String::from_utf8_lossy(&letter.data).contains(&id.to_string()),
+        "the dead letter is the task's message"
+    );
+}

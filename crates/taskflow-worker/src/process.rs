@@ -281,9 +281,10 @@ async fn settle(
     }
 }
 
-/// Attempts are exhausted: the task becomes FAILED with the reason, then its message goes to
-/// the dead-letter queue. In that order, so a dead letter always has a FAILED task behind it
-/// that an operator can retry.
+/// Attempts are exhausted: the message goes to the dead-letter queue, then the task becomes
+/// FAILED with the reason. In that order, so the FAILED row never stands without its dead letter:
+/// if the dead letter is not confirmed the delivery is requeued with the task untouched, and if
+/// the FAILED write fails the redelivery dead-letters again (a duplicate, never a loss).
 async fn give_up(
     ctx: &Context,
     task_id: Option<TaskId>,
@@ -292,6 +293,10 @@ async fn give_up(
     errors: &[String],
     reason: &str,
 ) -> Settle {
+    tracing::error!(%reason, "task failed for good; dead-lettering its message");
+    if dead_letter(ctx, body, attempt, errors, reason, "exhausted").await == Settle::Requeue {
+        return Settle::Requeue;
+    }
     if let Some(id) = task_id {
         match db::fail_task(&ctx.pool, id, reason).await {
             Ok(Transition::Applied { updated_at }) => {
@@ -306,13 +311,12 @@ async fn give_up(
             }
             Ok(Transition::Skipped { .. } | Transition::NotFound) => {}
             Err(err) => {
-                tracing::error!(%reason, error = format!("{err:#}"), "cannot mark the task FAILED; requeueing");
+                tracing::error!(%reason, error = format!("{err:#}"), "dead-lettered but cannot mark the task FAILED; requeueing");
                 return Settle::Requeue;
             }
         }
     }
-    tracing::error!(%reason, "task failed for good; dead-lettering its message");
-    dead_letter(ctx, body, attempt, errors, reason, "exhausted").await
+    Settle::Ack
 }
 
 async fn dead_letter(
