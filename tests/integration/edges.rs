@@ -225,7 +225,12 @@ async fn a_task_is_failed_only_once_its_dead_letter_is_confirmed() {
     // its dead letter cannot be published (it is unroutable).
     let app = TestApp::spawn_with(options(
         Proxied::Nothing,
-        &[("RETRY_MAX_ATTEMPTS", "1"), ("WORKER_PREFETCH", "1")],
+        &[
+            ("RETRY_MAX_ATTEMPTS", "1"),
+            ("WORKER_PREFETCH", "1"),
+            // This test restores the queue while the worker requeues: it must not park first.
+            ("WORKER_MAX_REQUEUES", "1000000"),
+        ],
     ))
     .await;
     let dead_letters = app.direct.amqp.dead_letter_queue.clone();
@@ -268,5 +273,55 @@ async fn a_task_is_failed_only_once_its_dead_letter_is_confirmed() {
     assert!(
         String::from_utf8_lossy(&letter.data).contains(&id.to_string()),
         "the dead letter is the task's message"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_requeued_over_and_over_is_parked_with_its_reason() {
+    // Arrange: a task whose dead letter can never be published (no dead-letter queue), so its
+    // delivery would be requeued without end.
+    let app = TestApp::spawn_with(options(
+        Proxied::Nothing,
+        &[
+            ("RETRY_MAX_ATTEMPTS", "1"),
+            ("WORKER_PREFETCH", "1"),
+            ("WORKER_MAX_REQUEUES", "3"),
+        ],
+    ))
+    .await;
+    let dead_letters = app.direct.amqp.dead_letter_queue.clone();
+    let parked = format!("{}.parked", app.direct.amqp.queue);
+    let connection = taskflow_core::amqp::connect(&app.direct.amqp)
+        .await
+        .unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    channel
+        .queue_delete(dead_letters.as_str().into(), Default::default())
+        .await
+        .unwrap();
+    let _ = connection.close(200, "done".into()).await;
+
+    // Act
+    let id = app
+        .create_task(
+            "doomed",
+            json!({"message": "never", "transient_failures": 1_000_000}),
+        )
+        .await;
+
+    // Assert: parked after the requeues allowed, with a reason, and counted.
+    let was_parked = eventually(async || app.queue_depth(&parked).await == Some(1)).await;
+    assert!(was_parked, "the delivery was never parked");
+    let letter = app.take_message(&parked).await.unwrap();
+    assert!(String::from_utf8_lossy(&letter.data).contains(&id.to_string()));
+    let reason = headers::reason(letter.properties.headers().as_ref()).unwrap_or_default();
+    assert!(reason.contains("requeued"), "{reason}");
+    assert_eq!(
+        worker_counter(&app, "taskflow_deliveries_parked_total").await,
+        1
+    );
+    assert_eq!(
+        worker_counter(&app, "taskflow_deliveries_requeued_total").await,
+        3
     );
 }

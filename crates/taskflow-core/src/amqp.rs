@@ -268,6 +268,32 @@ impl Broker {
             .with_context(|| format!("publishing the dead letter to {queue}"))
     }
 
+    /// Parks `body` in `<queue>.parked` (declared on first use, durable, no consumers), with
+    /// `headers` saying why: for a delivery that could be neither finished nor handed on, and
+    /// would otherwise come back without end. Fails if not confirmed within `timeout`.
+    pub async fn park(
+        &self,
+        body: &[u8],
+        headers: FieldTable,
+        timeout: Duration,
+    ) -> anyhow::Result<()> {
+        let queue = format!("{}.parked", self.settings.queue);
+        let publish = async {
+            let channel = self.channel(Some((&queue, &FieldTable::default()))).await?;
+            confirmed_publish(
+                &channel,
+                "",
+                &queue,
+                body,
+                persistent_json().with_headers(headers),
+            )
+            .await
+        };
+        within(timeout, publish)
+            .await
+            .with_context(|| format!("parking the message in {queue}"))
+    }
+
     /// Messages ready in the work queue or the dead-letter queue. Both are declared when the
     /// link opens, so declaring them again (same arguments) is a safe way to read the count.
     pub async fn queue_depth(&self, kind: QueueKind) -> anyhow::Result<u32> {

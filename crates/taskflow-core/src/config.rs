@@ -128,6 +128,9 @@ pub struct WorkerSettings {
     /// `WORKER_METRICS_PORT`: where the worker serves `/metrics` and `/livez` (0 picks a free
     /// port).
     pub metrics_port: u16,
+    /// `WORKER_MAX_REQUEUES`: how many times in a row a worker puts a delivery back for
+    /// immediate redelivery before it parks it in `<TASK_QUEUE>.parked` with the reason.
+    pub max_requeues: u32,
 }
 
 /// Retries of transient failures (a dependency unreachable, a timeout): exponential backoff with
@@ -271,6 +274,7 @@ impl Settings {
                 shutdown_timeout: env.seconds("SHUTDOWN_TIMEOUT_SECONDS", 30)?,
                 name: env.worker_name("WORKER_NAME")?,
                 metrics_port: env.parse("WORKER_METRICS_PORT", 9100)?,
+                max_requeues: env.positive("WORKER_MAX_REQUEUES", 20)?,
             },
             retry: RetrySettings {
                 max_attempts: env.positive("RETRY_MAX_ATTEMPTS", 5)?,
@@ -523,6 +527,7 @@ mod tests {
             ("RETRY_MAX_DELAY_MS", "0"),
             ("WORKER_NAME", &"w".repeat(65)),
             ("DB_STATEMENT_TIMEOUT_MS", "-1"),
+            ("WORKER_MAX_REQUEUES", "0"),
         ] {
             let err = Settings::from_vars(&vars(&[(variable, value)]))
                 .err()

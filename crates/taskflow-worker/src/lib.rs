@@ -70,6 +70,7 @@ impl Worker {
                 broker,
                 retry: settings.retry,
                 publish_timeout: settings.api.publish_timeout,
+                requeues: process::Requeues::new(settings.worker.max_requeues),
                 worker_name: settings.worker.name.clone(),
                 metrics: Arc::new(WorkerMetrics::new()),
             }),

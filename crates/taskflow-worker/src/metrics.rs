@@ -21,6 +21,8 @@ pub struct WorkerMetrics {
     pub handler_panics: IntCounter,
     /// Deliveries put back for immediate redelivery.
     pub requeues: IntCounter,
+    /// Deliveries parked after too many immediate requeues in a row.
+    pub parked: IntCounter,
     /// `queue_wait`, `run` and `end_to_end`, by outcome.
     pub durations: HistogramVec,
 }
@@ -54,6 +56,11 @@ impl WorkerMetrics {
             requeues: registered(&registry, IntCounter::new(
                 "taskflow_deliveries_requeued_total",
                 "Deliveries put back for immediate redelivery because what they had to hand over could not be.",
+            )
+            .expect("valid metric")),
+            parked: registered(&registry, IntCounter::new(
+                "taskflow_deliveries_parked_total",
+                "Deliveries parked in <queue>.parked after WORKER_MAX_REQUEUES immediate requeues in a row.",
             )
             .expect("valid metric")),
             durations: registered(&registry, HistogramVec::new(

@@ -39,6 +39,8 @@ pub struct Context {
     pub retry: RetrySettings,
     /// How long a retry or a dead letter waits for the broker's confirm (`PUBLISH_TIMEOUT_MS`).
     pub publish_timeout: std::time::Duration,
+    /// Immediate requeues of the deliveries this worker put back, so none comes back forever.
+    pub requeues: Requeues,
     pub worker_name: String,
     pub metrics: Arc<WorkerMetrics>,
 }
@@ -99,6 +101,20 @@ pub async fn handle(ctx: &Context, delivery: Delivery) {
     let settle = settle(ctx, &delivery, task_id, attempt, outcome)
         .instrument(span)
         .await;
+    let key = task_id.map_or_else(
+        || format!("body:{:016x}", fnv1a(&delivery.data)),
+        |id| id.to_string(),
+    );
+    let settle = match settle {
+        Settle::Ack => {
+            ctx.requeues.forget(&key);
+            Settle::Ack
+        }
+        Settle::Requeue if ctx.requeues.count(&key) > ctx.requeues.max => {
+            park(ctx, &delivery, attempt, &key).await
+        }
+        Settle::Requeue => Settle::Requeue,
+    };
     let result = match settle {
         Settle::Ack => delivery.ack(BasicAckOptions::default()).await,
         Settle::Requeue => {
@@ -116,6 +132,80 @@ pub async fn handle(ctx: &Context, delivery: Delivery) {
         // is idempotent, so this costs a repeat, not a loss.
         tracing::warn!(task_id = task_id.map(|id| id.to_string()), error = %err, ?settle, "cannot settle the delivery");
     }
+}
+
+/// How many times in a row each delivery was put back for immediate redelivery by this worker.
+/// A nack cannot change the message, so the count is kept here, by task (or body): it bounds
+/// the loop per worker, and a delivery that reaches the limit is parked instead.
+pub struct Requeues {
+    max: u32,
+    counts: std::sync::Mutex<std::collections::HashMap<String, u32>>,
+}
+
+/// Entries kept at most: a delivery requeued here and then finished by another worker leaves
+/// its count behind, so the map is emptied rather than allowed to grow.
+const MAX_REQUEUE_ENTRIES: usize = 10_000;
+
+impl Requeues {
+    pub fn new(max: u32) -> Self {
+        Self {
+            max,
+            counts: std::sync::Mutex::default(),
+        }
+    }
+
+    /// Counts one more requeue of `key`; returns the count.
+    fn count(&self, key: &str) -> u32 {
+        let mut counts = self.counts.lock().expect("requeue counts");
+        if counts.len() >= MAX_REQUEUE_ENTRIES && !counts.contains_key(key) {
+            counts.clear();
+        }
+        let count = counts.entry(key.to_owned()).or_insert(0);
+        *count += 1;
+        *count
+    }
+
+    fn forget(&self, key: &str) {
+        self.counts.lock().expect("requeue counts").remove(key);
+    }
+}
+
+/// Parks a delivery that came back too often: it is kept with its reason in the parking queue
+/// and acked, so it stops taking the worker's time. If even that fails it is requeued.
+async fn park(ctx: &Context, delivery: &Delivery, attempt: u32, key: &str) -> Settle {
+    let reason = format!(
+        "requeued {} times in a row: what it had to hand over (a retry, a dead letter or a \
+         FAILED status) could not be",
+        ctx.requeues.max
+    );
+    let errors = headers::errors(delivery.properties.headers().as_ref());
+    let parked = ctx
+        .broker
+        .park(
+            &delivery.data,
+            headers::build(attempt, &errors, Some(&reason)),
+            ctx.publish_timeout,
+        )
+        .await;
+    match parked {
+        Ok(()) => {
+            ctx.metrics.parked.inc();
+            ctx.requeues.forget(key);
+            tracing::error!(%reason, "parked the delivery");
+            Settle::Ack
+        }
+        Err(err) => {
+            tracing::error!(%reason, error = format!("{err:#}"), "cannot park the delivery; requeueing");
+            Settle::Requeue
+        }
+    }
+}
+
+/// A cheap hash (FNV-1a) of a body that is not a task message, to count its requeues.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// Batch writers in flight at once, for the starts and for the finishes each: while one is at
