@@ -3,6 +3,7 @@
 mod api_errors;
 mod clocks;
 mod contracts;
+mod edges;
 mod guarantees;
 mod idempotency;
 mod operations;

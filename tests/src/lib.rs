@@ -689,9 +689,13 @@ impl Drop for TestApp {
                 .await?;
                 admin.close().await;
                 let connection = lapin::Connection::connect(&amqp.url, Default::default()).await?;
-                // The work queue, its retry queues and the dead-letter queue. A fresh channel
+                // The work queue, its retry and parking queues and the dead-letter queue. A fresh channel
                 // each: deleting a queue that was never declared may close the channel.
-                let mut queues = vec![amqp.queue.clone(), amqp.dead_letter_queue.clone()];
+                let mut queues = vec![
+                    amqp.queue.clone(),
+                    amqp.dead_letter_queue.clone(),
+                    format!("{}.parked", amqp.queue),
+                ];
                 queues.extend((1..=max_attempts).map(|n| format!("{}.retry.{n}", amqp.queue)));
                 for queue in queues {
                     let channel = connection.create_channel().await?;

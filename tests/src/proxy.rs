@@ -77,6 +77,15 @@ impl FaultProxy {
         self.state.mode.store(BLACKHOLE, Ordering::SeqCst);
     }
 
+    /// [`FaultProxy::blackhole`], under the name the stall tests use.
+    pub fn stall(&self) {
+        self.blackhole();
+    }
+
+    pub fn unstall(&self) {
+        self.heal();
+    }
+
     /// A handle that can cut and heal from another task.
     pub fn handle(&self) -> ProxyHandle {
         ProxyHandle(self.state.clone())

@@ -65,7 +65,11 @@ async fn livez() -> Json<Live> {
 async fn healthz(depot: &mut Depot, res: &mut Response) {
     let state = AppState::from_depot(depot);
     let (mysql, rabbitmq, redis) = tokio::join!(
-        check("mysql", taskflow_core::db::ping(&state.pool)),
+        check("mysql", async {
+            // Writes go through the batch writer: without it nothing accepted would be stored.
+            anyhow::ensure!(state.inserts.is_running(), "the batch writer has stopped");
+            taskflow_core::db::ping(&state.pool).await
+        }),
         check("rabbitmq", state.broker.ping()),
         check("redis", async {
             // The subscription that feeds /ws, and the connection status changes are sent on.

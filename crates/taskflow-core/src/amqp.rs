@@ -202,9 +202,8 @@ impl Broker {
             )
             .await
         };
-        tokio::time::timeout(timeout, publish)
+        within(timeout, publish)
             .await
-            .map_err(|_| anyhow::anyhow!("no confirm from RabbitMQ within {timeout:?}"))?
             .with_context(|| format!("publishing task.created for {task_id}"))
     }
 
@@ -212,13 +211,15 @@ impl Broker {
     /// parking it in the retry queue of that attempt: a durable queue without consumers whose
     /// messages dead-letter back to the task exchange when their per-message TTL expires. One
     /// queue per attempt keeps the delays in each queue close, so no short delay waits long
-    /// behind a longer one at the head of the queue.
+    /// behind a longer one at the head of the queue. Fails if the broker has not confirmed it
+    /// within `timeout`.
     pub async fn publish_retry(
         &self,
         body: &[u8],
         headers: FieldTable,
         attempt: u32,
         delay: Duration,
+        timeout: Duration,
     ) -> anyhow::Result<()> {
         let queue = format!("{}.retry.{attempt}", self.settings.queue);
         let mut arguments = FieldTable::default();
@@ -230,25 +231,67 @@ impl Broker {
             "x-dead-letter-routing-key".into(),
             AMQPValue::LongString(self.settings.routing_key.as_str().into()),
         );
-        let channel = self.channel(Some((&queue, &arguments))).await?;
         let properties = persistent_json()
             .with_headers(headers)
             .with_expiration(delay.as_millis().max(1).to_string().into());
-        confirmed_publish(&channel, "", &queue, body, properties).await
+        let publish = async {
+            let channel = self.channel(Some((&queue, &arguments))).await?;
+            confirmed_publish(&channel, "", &queue, body, properties).await
+        };
+        within(timeout, publish)
+            .await
+            .with_context(|| format!("publishing the retry to {queue}"))
     }
 
-    /// Keeps `body` in the dead-letter queue, with `headers` saying why and what was tried.
-    pub async fn dead_letter(&self, body: &[u8], headers: FieldTable) -> anyhow::Result<()> {
-        let queue = self.settings.dead_letter_queue.clone();
-        let channel = self.channel(None).await?;
-        confirmed_publish(
-            &channel,
-            "",
-            &queue,
-            body,
-            persistent_json().with_headers(headers),
-        )
-        .await
+    /// Keeps `body` in the dead-letter queue, with `headers` saying why and what was tried;
+    /// fails if the broker has not confirmed it within `timeout`.
+    pub async fn dead_letter(
+        &self,
+        body: &[u8],
+        headers: FieldTable,
+        timeout: Duration,
+    ) -> anyhow::Result<()> {
+        let queue = &self.settings.dead_letter_queue;
+        let publish = async {
+            let channel = self.channel(None).await?;
+            confirmed_publish(
+                &channel,
+                "",
+                queue,
+                body,
+                persistent_json().with_headers(headers),
+            )
+            .await
+        };
+        within(timeout, publish)
+            .await
+            .with_context(|| format!("publishing the dead letter to {queue}"))
+    }
+
+    /// Parks `body` in `<queue>.parked` (declared on first use, durable, no consumers), with
+    /// `headers` saying why: for a delivery that could be neither finished nor handed on, and
+    /// would otherwise come back without end. Fails if not confirmed within `timeout`.
+    pub async fn park(
+        &self,
+        body: &[u8],
+        headers: FieldTable,
+        timeout: Duration,
+    ) -> anyhow::Result<()> {
+        let queue = format!("{}.parked", self.settings.queue);
+        let publish = async {
+            let channel = self.channel(Some((&queue, &FieldTable::default()))).await?;
+            confirmed_publish(
+                &channel,
+                "",
+                &queue,
+                body,
+                persistent_json().with_headers(headers),
+            )
+            .await
+        };
+        within(timeout, publish)
+            .await
+            .with_context(|| format!("parking the message in {queue}"))
     }
 
     /// Messages ready in the work queue or the dead-letter queue. Both are declared when the
@@ -323,6 +366,17 @@ async fn open_link(connection: Connection, settings: &AmqpSettings) -> anyhow::R
         channel,
         declared: HashSet::new(),
     })
+}
+
+/// `publish` (reconnecting if need be, publishing, awaiting the confirm), or an error once
+/// `timeout` has passed: a broker that stops answering without closing must not hold a caller.
+async fn within(
+    timeout: Duration,
+    publish: impl Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    tokio::time::timeout(timeout, publish)
+        .await
+        .map_err(|_| anyhow::anyhow!("no confirm from RabbitMQ within {timeout:?}"))?
 }
 
 fn persistent_json() -> BasicProperties {

@@ -4,9 +4,17 @@
 //! worker's 64 prefetched deliveries starting together) is gathered while the previous batch is
 //! at the database, and written by one statement or one transaction. A lone caller is not kept
 //! waiting for company: an idle runner takes its request at once, as a batch of one.
+//!
+//! Runners are supervised: a batch that panics fails its own requests and the runner goes on
+//! with the next, and [`Batcher::is_running`] tells health checks whether every runner is
+//! still there, so a process never keeps accepting writes that nobody commits.
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use futures_util::FutureExt as _;
 
 use tokio::sync::{Mutex, mpsc, oneshot};
 
@@ -23,12 +31,33 @@ type Request<Req, Resp> = (Req, oneshot::Sender<anyhow::Result<Resp>>);
 /// server's delayed ACK before the next statement can go out.
 pub struct Batcher<Req, Resp> {
     requests: mpsc::UnboundedSender<Request<Req, Resp>>,
+    health: Arc<Health>,
+}
+
+/// What the runners report about themselves.
+#[derive(Default)]
+struct Health {
+    runners: usize,
+    /// Runners whose loop is alive.
+    running: AtomicUsize,
+    /// Batches that panicked (each failed its requests; the runner went on).
+    panicked: AtomicU64,
+}
+
+/// Counts a runner out when its loop ends, however it ends.
+struct Alive(Arc<Health>);
+
+impl Drop for Alive {
+    fn drop(&mut self) {
+        self.0.running.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl<Req, Resp> Clone for Batcher<Req, Resp> {
     fn clone(&self) -> Self {
         Self {
             requests: self.requests.clone(),
+            health: self.health.clone(),
         }
     }
 }
@@ -45,10 +74,18 @@ impl<Req: Send + 'static, Resp: Send + 'static> Batcher<Req, Resp> {
         let (requests, queue) = mpsc::unbounded_channel::<Request<Req, Resp>>();
         let queue = Arc::new(Mutex::new(queue));
         let run = Arc::new(run);
-        for _ in 0..runners.max(1) {
+        let runners = runners.max(1);
+        let health = Arc::new(Health {
+            runners,
+            running: AtomicUsize::new(runners),
+            panicked: AtomicU64::new(0),
+        });
+        for _ in 0..runners {
             let queue = queue.clone();
             let run = run.clone();
+            let alive = Alive(health.clone());
             tokio::spawn(async move {
+                let alive = alive;
                 let mut taken = Vec::with_capacity(max_batch);
                 loop {
                     // The lock is held only while taking: the next runner gathers the next
@@ -69,7 +106,25 @@ impl<Req: Send + 'static, Resp: Send + 'static> Batcher<Req, Resp> {
                         }
                     }
                     let (batch, replies): (Vec<Req>, Vec<_>) = taken.drain(..).unzip();
-                    let results = run(batch).await;
+                    let count = batch.len();
+                    // A panic fails this batch's requests, not the runner: the next batch is
+                    // served as if the runner had been restarted.
+                    let results = match AssertUnwindSafe(run(batch)).catch_unwind().await {
+                        Ok(results) => results,
+                        Err(_) => {
+                            alive.0.panicked.fetch_add(1, Ordering::SeqCst);
+                            tracing::error!(
+                                requests = count,
+                                "a batch write panicked; failing its requests and carrying on"
+                            );
+                            fail_all(
+                                anyhow::anyhow!(
+                                    "the batch write panicked; it may or may not have been applied"
+                                ),
+                                count,
+                            )
+                        }
+                    };
                     debug_assert_eq!(results.len(), replies.len());
                     for (reply, result) in replies.into_iter().zip(results) {
                         // A caller that went away (a client hung up) does not need its answer;
@@ -79,7 +134,18 @@ impl<Req: Send + 'static, Resp: Send + 'static> Batcher<Req, Resp> {
                 }
             });
         }
-        Self { requests }
+        Self { requests, health }
+    }
+
+    /// Whether every runner is still taking requests. False means writes would queue with no
+    /// one to commit them: the process must report itself unhealthy.
+    pub fn is_running(&self) -> bool {
+        self.health.running.load(Ordering::SeqCst) == self.health.runners
+    }
+
+    /// Batches that panicked since the batcher started.
+    pub fn panicked(&self) -> u64 {
+        self.health.panicked.load(Ordering::SeqCst)
     }
 
     /// Queues `request` for the next batch and waits for its result.
@@ -153,6 +219,27 @@ mod tests {
             batches.iter().all(|size| size.is_power_of_two()),
             "{batches:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_panicking_batch_fails_its_callers_and_the_next_batch_is_still_written() {
+        let batcher = Batcher::spawn(1, 10, |batch: Vec<u32>| async move {
+            assert!(!batch.contains(&0), "a request the writer cannot take");
+            batch.into_iter().map(|n| Ok(n * 2)).collect()
+        });
+
+        let failed = tokio::time::timeout(std::time::Duration::from_secs(5), batcher.call(0))
+            .await
+            .expect("the failed call is answered");
+        let next = tokio::time::timeout(std::time::Duration::from_secs(5), batcher.call(21))
+            .await
+            .expect("the next call is answered");
+
+        let err = failed.unwrap_err();
+        assert!(format!("{err:#}").contains("panicked"), "{err:#}");
+        assert_eq!(next.unwrap(), 42);
+        assert!(batcher.is_running());
+        assert_eq!(batcher.panicked(), 1);
     }
 
     #[test]

@@ -34,7 +34,8 @@ pub struct ApiSettings {
     pub ws_client_buffer: usize,
     /// `PUBLISH_TIMEOUT_MS`: how long the publish after a commit (of `POST /tasks`, in the
     /// background, or of the relay) waits for the broker's confirm before leaving the message to
-    /// the outbox relay; a stopping API waits this long (+ 2 s) for the publishes under way.
+    /// the outbox relay; a stopping API waits this long (+ 2 s) for the publishes under way. The
+    /// worker's retries and dead letters wait as long for theirs.
     pub publish_timeout: Duration,
     /// `SHUTDOWN_DELAY_MS`: on SIGTERM, how long `/healthz` reports draining before the listener
     /// closes, so a load balancer stops sending requests first.
@@ -66,6 +67,8 @@ pub struct DbSettings {
     /// `DB_ACQUIRE_TIMEOUT_MS`: how long a query waits for a connection before failing (and, in
     /// the worker, being retried later).
     pub acquire_timeout: Duration,
+    /// `DB_STATEMENT_TIMEOUT_MS`: the server aborts a statement that runs longer (0: never).
+    pub statement_timeout: Duration,
     pub connect: ConnectRetry,
 }
 
@@ -129,6 +132,9 @@ pub struct WorkerSettings {
     /// `WORKER_METRICS_PORT`: where the worker serves `/metrics` and `/livez` (0 picks a free
     /// port).
     pub metrics_port: u16,
+    /// `WORKER_MAX_REQUEUES`: how many times in a row a worker puts a delivery back for
+    /// immediate redelivery before it parks it in `<TASK_QUEUE>.parked` with the reason.
+    pub max_requeues: u32,
 }
 
 /// Retries of transient failures (a dependency unreachable, a timeout): exponential backoff with
@@ -197,6 +203,11 @@ impl ConnectRetry {
 /// the timestamps and clocks it is added to.
 const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
 
+/// The largest request body: a MEDIUMTEXT column's capacity.
+const MAX_BODY_BYTES: usize = (1 << 24) - 1;
+/// The longest worker name the attempt records hold.
+const MAX_WORKER_NAME: usize = 64;
+
 /// A configuration value that cannot be used; the message names the variable.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid configuration: {variable}={value:?}: {reason}")]
@@ -220,13 +231,13 @@ impl Settings {
                 port: env.parse("API_PORT", 8000)?,
                 host: env.string("API_HOST", "0.0.0.0"),
                 cors_allow_origins: env.origins("CORS_ALLOW_ORIGINS")?,
-                max_body_bytes: env.parse("MAX_BODY_BYTES", 1024 * 1024)?,
+                max_body_bytes: env.body_limit("MAX_BODY_BYTES", 1024 * 1024)?,
                 ws_client_buffer: env.positive("WS_CLIENT_BUFFER", 1024)?,
-                publish_timeout: env.millis("PUBLISH_TIMEOUT_MS", 5_000)?,
+                publish_timeout: env.positive_millis("PUBLISH_TIMEOUT_MS", 5_000)?,
                 shutdown_delay: env.millis("SHUTDOWN_DELAY_MS", 0)?,
                 shutdown_timeout: env.seconds("SHUTDOWN_TIMEOUT_SECONDS", 30)?,
                 ws_max_clients: env.positive("WS_MAX_CLIENTS", 10_000)?,
-                ws_ping_interval: env.seconds("WS_PING_INTERVAL_SECONDS", 30)?,
+                ws_ping_interval: env.positive_seconds("WS_PING_INTERVAL_SECONDS", 30)?,
                 ws_idle_timeout: env.seconds("WS_IDLE_TIMEOUT_SECONDS", 90)?,
                 token: Some(env.string("API_TOKEN", "")).filter(|token| !token.is_empty()),
                 token_for_reads: env.parse("API_TOKEN_READS", false)?,
@@ -243,7 +254,8 @@ impl Settings {
                 })
                 .map_err(|reason| env.invalid("DB_URL", reason))?,
                 max_connections: env.positive("DB_MAX_CONNECTIONS", 16)?,
-                acquire_timeout: env.millis("DB_ACQUIRE_TIMEOUT_MS", 5_000)?,
+                acquire_timeout: env.positive_millis("DB_ACQUIRE_TIMEOUT_MS", 5_000)?,
+                statement_timeout: env.millis("DB_STATEMENT_TIMEOUT_MS", 30_000)?,
                 connect: env.connect_retry("DB_CONNECT_ATTEMPTS", "DB_CONNECT_BACKOFF")?,
             },
             amqp: AmqpSettings {
@@ -272,19 +284,20 @@ impl Settings {
             worker: WorkerSettings {
                 prefetch: env.positive("WORKER_PREFETCH", 8)?,
                 shutdown_timeout: env.seconds("SHUTDOWN_TIMEOUT_SECONDS", 30)?,
-                name: env.string("WORKER_NAME", &default_worker_name()),
+                name: env.worker_name("WORKER_NAME")?,
                 metrics_port: env.parse("WORKER_METRICS_PORT", 9100)?,
+                max_requeues: env.positive("WORKER_MAX_REQUEUES", 20)?,
             },
             retry: RetrySettings {
                 max_attempts: env.positive("RETRY_MAX_ATTEMPTS", 5)?,
-                base_delay: env.millis("RETRY_BASE_DELAY_MS", 1_000)?,
-                factor: env.parse("RETRY_FACTOR", 2.0)?,
-                max_delay: env.millis("RETRY_MAX_DELAY_MS", 60_000)?,
+                base_delay: env.positive_millis("RETRY_BASE_DELAY_MS", 1_000)?,
+                factor: env.retry_factor("RETRY_FACTOR", 2.0)?,
+                max_delay: env.positive_millis("RETRY_MAX_DELAY_MS", 60_000)?,
             },
             recovery: RecoverySettings {
-                sweep_interval: env.millis("OUTBOX_SWEEP_INTERVAL_MS", 1_000)?,
+                sweep_interval: env.positive_millis("OUTBOX_SWEEP_INTERVAL_MS", 1_000)?,
                 outbox_grace: env.millis("OUTBOX_GRACE_MS", 5_000)?,
-                task_lease: env.seconds("TASK_LEASE_SECONDS", 300)?,
+                task_lease: env.positive_seconds("TASK_LEASE_SECONDS", 300)?,
             },
         })
     }
@@ -309,7 +322,15 @@ fn default_worker_name() -> String {
         .ok()
         .filter(|name| !name.is_empty())
         .unwrap_or_else(|| "worker".to_owned());
+    // Kept within what the attempt records hold, however long the host name.
     format!("{host}-{}", std::process::id())
+        .chars()
+        .rev()
+        .take(MAX_WORKER_NAME)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect()
 }
 
 struct Env<'a>(&'a HashMap<String, String>);
@@ -351,14 +372,61 @@ impl Env<'_> {
         self.at_most_max(name, value)
     }
 
-    fn positive_millis(&self, name: &'static str, default: u64) -> Result<Duration, ConfigError> {
-        let value = self.positive(name, default).map(Duration::from_millis)?;
-        self.at_most_max(name, value)
-    }
-
     fn seconds(&self, name: &'static str, default: u64) -> Result<Duration, ConfigError> {
         let value = self.parse(name, default).map(Duration::from_secs)?;
         self.at_most_max(name, value)
+    }
+
+    /// A duration that must not be zero: an interval (a zero period panics a timer), a timeout
+    /// (every call would fail at once), a delay or a lease.
+    fn positive_millis(&self, name: &'static str, default: u64) -> Result<Duration, ConfigError> {
+        self.nonzero(name, self.millis(name, default)?)
+    }
+
+    fn positive_seconds(&self, name: &'static str, default: u64) -> Result<Duration, ConfigError> {
+        self.nonzero(name, self.seconds(name, default)?)
+    }
+
+    fn nonzero(&self, name: &'static str, value: Duration) -> Result<Duration, ConfigError> {
+        if value.is_zero() {
+            return Err(self.invalid(name, "must be greater than 0".to_owned()));
+        }
+        Ok(value)
+    }
+
+    /// A finite number above zero: any other factor makes delays negative (a panic) or
+    /// meaningless.
+    fn retry_factor(&self, name: &'static str, default: f64) -> Result<f64, ConfigError> {
+        let factor: f64 = self.parse(name, default)?;
+        if !factor.is_finite() || factor <= 0.0 {
+            return Err(self.invalid(name, "must be a finite number greater than 0".to_owned()));
+        }
+        Ok(factor)
+    }
+
+    /// A body limit above zero and within what the `message` column holds (MEDIUMTEXT), so
+    /// whatever is accepted can be stored.
+    fn body_limit(&self, name: &'static str, default: usize) -> Result<usize, ConfigError> {
+        let limit = self.positive(name, default)?;
+        if limit > MAX_BODY_BYTES {
+            return Err(self.invalid(
+                name,
+                format!("must be at most {MAX_BODY_BYTES} (what a task's message column holds)"),
+            ));
+        }
+        Ok(limit)
+    }
+
+    /// The worker's name is recorded with each attempt, in a `VARCHAR(64)`.
+    fn worker_name(&self, name: &'static str) -> Result<String, ConfigError> {
+        let value = self.string(name, &default_worker_name());
+        if value.chars().count() > MAX_WORKER_NAME {
+            return Err(self.invalid(
+                name,
+                format!("must be at most {MAX_WORKER_NAME} characters"),
+            ));
+        }
+        Ok(value)
     }
 
     /// Refuses a duration past [`MAX_DURATION`]: it would overflow the clocks it is added to.
@@ -543,6 +611,38 @@ mod tests {
                 "{shown}"
             );
             assert!(shown.contains(":***@"), "{shown}");
+        }
+    }
+
+    #[test]
+    fn a_retry_factor_that_is_not_a_positive_number_is_refused() {
+        for factor in ["0", "-1", "NaN", "inf", "-inf"] {
+            let err = Settings::from_vars(&vars(&[("RETRY_FACTOR", factor)])).unwrap_err();
+            assert_eq!(err.variable, "RETRY_FACTOR", "{factor}: {err}");
+        }
+        Settings::from_vars(&vars(&[("RETRY_FACTOR", "1.5")])).unwrap();
+    }
+
+    #[test]
+    fn knobs_that_would_stall_or_panic_a_process_are_refused_with_their_name() {
+        for (variable, value) in [
+            ("WS_PING_INTERVAL_SECONDS", "0"),
+            ("OUTBOX_SWEEP_INTERVAL_MS", "0"),
+            ("PUBLISH_TIMEOUT_MS", "0"),
+            ("DB_ACQUIRE_TIMEOUT_MS", "0"),
+            ("TASK_LEASE_SECONDS", "0"),
+            ("MAX_BODY_BYTES", "0"),
+            ("MAX_BODY_BYTES", "17000000"),
+            ("RETRY_BASE_DELAY_MS", "0"),
+            ("RETRY_MAX_DELAY_MS", "0"),
+            ("WORKER_NAME", &"w".repeat(65)),
+            ("DB_STATEMENT_TIMEOUT_MS", "-1"),
+            ("WORKER_MAX_REQUEUES", "0"),
+        ] {
+            let err = Settings::from_vars(&vars(&[(variable, value)]))
+                .err()
+                .unwrap_or_else(|| panic!("{variable}={value} was accepted"));
+            assert_eq!(err.variable, variable, "{err}");
         }
     }
 

@@ -13,9 +13,14 @@ use redis::aio::ConnectionManager;
 use crate::config::RedisSettings;
 use crate::contract::StatusEvent;
 
-/// Publishes status events. The connection manager reconnects by itself when the connection
-/// drops; a connection that stays open and answers nothing only makes its commands time out, so
-/// after a timeout the connection is replaced (in the background, one replacement at a time).
+/// How long a Redis command (or a reconnect) may take before it fails.
+const RESPONSE_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Publishes status events. Every command has a deadline, so a Redis that stops answering fails
+/// a publish instead of holding the task that announces it. The connection manager reconnects
+/// by itself when the connection drops; one that stays open and answers nothing only makes its
+/// commands time out, so after a timeout the connection is replaced (in the background, one
+/// replacement at a time).
 #[derive(Clone)]
 pub struct StatusPublisher(Arc<Publisher>);
 
@@ -30,7 +35,7 @@ struct Publisher {
 impl StatusPublisher {
     pub async fn connect(settings: &RedisSettings) -> anyhow::Result<Self> {
         let client = client(settings)?;
-        let conn = ConnectionManager::new(client.clone())
+        let conn = ConnectionManager::new_with_config(client.clone(), manager_config())
             .await
             .context("connecting to Redis")?;
         Ok(Self(Arc::new(Publisher {
@@ -74,7 +79,9 @@ impl StatusPublisher {
             if publisher.current.lock().expect("not poisoned").0 != generation {
                 return; // Replaced already.
             }
-            match ConnectionManager::new(publisher.client.clone()).await {
+            match ConnectionManager::new_with_config(publisher.client.clone(), manager_config())
+                .await
+            {
                 Ok(conn) => {
                     *publisher.current.lock().expect("not poisoned") = (generation + 1, conn);
                     tracing::info!("Redis publisher connection replaced after a timeout");
@@ -85,6 +92,12 @@ impl StatusPublisher {
             }
         });
     }
+}
+
+fn manager_config() -> redis::aio::ConnectionManagerConfig {
+    redis::aio::ConnectionManagerConfig::new()
+        .set_response_timeout(Some(RESPONSE_TIMEOUT))
+        .set_connection_timeout(Some(RESPONSE_TIMEOUT))
 }
 
 /// What a subscription delivers: a message from the channel, or word of the subscription's state.

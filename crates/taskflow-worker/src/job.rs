@@ -1,10 +1,11 @@
 //! The task itself, as the original design defines it: DONE with the payload's `message`, FAILED
 //! when there is none.
 //!
-//! Like the Python worker, which "simulates" the job, it has one knob for exercising the failure
+//! Like the Python worker, which "simulates" the job, it has knobs for exercising the failure
 //! paths: a payload with `"transient_failures": n` fails its first `n` attempts with a transient
 //! error (as a job calling an unavailable service would), which the worker retries with backoff
-//! and, past `RETRY_MAX_ATTEMPTS`, dead-letters.
+//! and, past `RETRY_MAX_ATTEMPTS`, dead-letters; `"simulated_panics": n` makes its first `n`
+//! attempts panic (as a job with a bug would), which the worker must survive.
 
 use taskflow_core::domain::{Payload, TaskStatus};
 
@@ -26,6 +27,13 @@ pub fn run(
         .get("transient_failures")
         .and_then(serde_json::Value::as_u64)
         .unwrap_or(0);
+    let panics = payload
+        .get("simulated_panics")
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(0);
+    if u64::from(attempt) <= panics {
+        panic!("simulated panic {attempt} of {panics}");
+    }
     if u64::from(attempt) <= failures {
         return Err(TransientError(format!(
             "simulated transient failure {attempt} of {failures}"

@@ -70,6 +70,8 @@ impl Worker {
                 statuses,
                 broker,
                 retry: settings.retry,
+                publish_timeout: settings.api.publish_timeout,
+                requeues: process::Requeues::new(settings.worker.max_requeues),
                 worker_name: settings.worker.name.clone(),
                 metrics: Arc::new(WorkerMetrics::new()),
             }),
@@ -97,8 +99,14 @@ impl Worker {
                 .expect("run is called once, and only it takes the listener"),
         );
         let metrics_handle = metrics_server.handle();
+        let context = Arc::downgrade(&self.context);
+        let live: metrics::Liveness = Arc::new(move || {
+            context
+                .upgrade()
+                .is_some_and(|context| context.starts.is_running() && context.finishes.is_running())
+        });
         let metrics_task =
-            tokio::spawn(metrics_server.serve(metrics::router(self.context.metrics.clone())));
+            tokio::spawn(metrics_server.serve(metrics::router(self.context.metrics.clone(), live)));
         tracing::info!(address = %self.metrics_addr, "worker metrics listening");
         // The broker sends at most `prefetch` unacked deliveries, which bounds this set.
         let mut in_progress = JoinSet::new();

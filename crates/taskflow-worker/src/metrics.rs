@@ -18,6 +18,11 @@ pub struct WorkerMetrics {
     pub retries: IntCounter,
     pub dead_lettered: IntCounterVec,
     pub status_publish_failures: IntCounter,
+    pub handler_panics: IntCounter,
+    /// Deliveries put back for immediate redelivery.
+    pub requeues: IntCounter,
+    /// Deliveries parked after too many immediate requeues in a row.
+    pub parked: IntCounter,
     /// `queue_wait`, `run` and `end_to_end`, by outcome.
     pub durations: HistogramVec,
 }
@@ -41,6 +46,21 @@ impl WorkerMetrics {
             status_publish_failures: registered(&registry, IntCounter::new(
                 "taskflow_status_publish_failures_total",
                 "Status changes committed but not announced on Redis.",
+            )
+            .expect("valid metric")),
+            handler_panics: registered(&registry, IntCounter::new(
+                "taskflow_handler_panics_total",
+                "Deliveries whose processing panicked; each is retried like a transient failure.",
+            )
+            .expect("valid metric")),
+            requeues: registered(&registry, IntCounter::new(
+                "taskflow_deliveries_requeued_total",
+                "Deliveries put back for immediate redelivery because what they had to hand over could not be.",
+            )
+            .expect("valid metric")),
+            parked: registered(&registry, IntCounter::new(
+                "taskflow_deliveries_parked_total",
+                "Deliveries parked in <queue>.parked after WORKER_MAX_REQUEUES immediate requeues in a row.",
             )
             .expect("valid metric")),
             durations: registered(&registry, HistogramVec::new(
@@ -73,10 +93,13 @@ impl Default for WorkerMetrics {
     }
 }
 
+/// Whether the worker can still finish what it takes (its batch writers run).
+pub type Liveness = Arc<dyn Fn() -> bool + Send + Sync>;
+
 /// `/metrics` and `/livez` for the worker.
-pub fn router(metrics: Arc<WorkerMetrics>) -> Router {
+pub fn router(metrics: Arc<WorkerMetrics>, live: Liveness) -> Router {
     Router::new()
-        .hoop(salvo::affix_state::inject(metrics))
+        .hoop(salvo::affix_state::inject(metrics).inject(live))
         .push(Router::with_path("metrics").get(scrape))
         .push(Router::with_path("livez").get(livez))
 }
@@ -91,7 +114,15 @@ async fn scrape(depot: &mut Depot, res: &mut Response) {
     res.render(metrics.render());
 }
 
+/// 200 while the worker can finish tasks; 503 once a batch writer has stopped, so the
+/// orchestrator restarts a process that would otherwise take deliveries it cannot finish.
 #[handler]
-async fn livez() -> &'static str {
-    "ok"
+async fn livez(depot: &mut Depot, res: &mut Response) {
+    let live = depot.get_typed::<Liveness>().expect("liveness is injected");
+    if live() {
+        res.render("ok");
+    } else {
+        res.status_code(StatusCode::SERVICE_UNAVAILABLE);
+        res.render("a batch writer has stopped");
+    }
 }

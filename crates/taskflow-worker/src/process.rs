@@ -11,6 +11,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use futures_util::FutureExt as _;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicNackOptions};
 use sqlx::MySqlPool;
@@ -36,6 +37,10 @@ pub struct Context {
     pub statuses: StatusPublisher,
     pub broker: Broker,
     pub retry: RetrySettings,
+    /// How long a retry or a dead letter waits for the broker's confirm (`PUBLISH_TIMEOUT_MS`).
+    pub publish_timeout: std::time::Duration,
+    /// Immediate requeues of the deliveries this worker put back, so none comes back forever.
+    pub requeues: Requeues,
     pub worker_name: String,
     pub metrics: Arc<WorkerMetrics>,
 }
@@ -68,7 +73,20 @@ pub async fn handle(ctx: &Context, delivery: Delivery) {
         Ok(message) => {
             let id = message.task_id;
             let span = tracing::info_span!("task", task_id = %id, attempt);
-            (Some(id), process(ctx, message).instrument(span).await)
+            // A panic must not end this handler before it settles the delivery: the broker
+            // would hold the unsettled delivery, and its prefetch slot, until the channel
+            // closes. A panic is treated as a transient failure, so its retries are bounded.
+            let processed = std::panic::AssertUnwindSafe(process(ctx, message))
+                .catch_unwind()
+                .instrument(span)
+                .await;
+            let outcome = processed.unwrap_or_else(|panic| {
+                ctx.metrics.handler_panics.inc();
+                let reason = panic_message(panic.as_ref());
+                tracing::error!(task_id = %id, %reason, "processing the task panicked");
+                Outcome::Transient(anyhow::anyhow!("processing panicked: {reason}"))
+            });
+            (Some(id), outcome)
         }
         Err(err) => (
             None,
@@ -83,9 +101,24 @@ pub async fn handle(ctx: &Context, delivery: Delivery) {
     let settle = settle(ctx, &delivery, task_id, attempt, outcome)
         .instrument(span)
         .await;
+    let key = task_id.map_or_else(
+        || format!("body:{:016x}", fnv1a(&delivery.data)),
+        |id| id.to_string(),
+    );
+    let settle = match settle {
+        Settle::Ack => {
+            ctx.requeues.forget(&key);
+            Settle::Ack
+        }
+        Settle::Requeue if ctx.requeues.count(&key) > ctx.requeues.max => {
+            park(ctx, &delivery, attempt, &key).await
+        }
+        Settle::Requeue => Settle::Requeue,
+    };
     let result = match settle {
         Settle::Ack => delivery.ack(BasicAckOptions::default()).await,
         Settle::Requeue => {
+            ctx.metrics.requeues.inc();
             delivery
                 .nack(BasicNackOptions {
                     requeue: true,
@@ -99,6 +132,80 @@ pub async fn handle(ctx: &Context, delivery: Delivery) {
         // is idempotent, so this costs a repeat, not a loss.
         tracing::warn!(task_id = task_id.map(|id| id.to_string()), error = %err, ?settle, "cannot settle the delivery");
     }
+}
+
+/// How many times in a row each delivery was put back for immediate redelivery by this worker.
+/// A nack cannot change the message, so the count is kept here, by task (or body): it bounds
+/// the loop per worker, and a delivery that reaches the limit is parked instead.
+pub struct Requeues {
+    max: u32,
+    counts: std::sync::Mutex<std::collections::HashMap<String, u32>>,
+}
+
+/// Entries kept at most: a delivery requeued here and then finished by another worker leaves
+/// its count behind, so the map is emptied rather than allowed to grow.
+const MAX_REQUEUE_ENTRIES: usize = 10_000;
+
+impl Requeues {
+    pub fn new(max: u32) -> Self {
+        Self {
+            max,
+            counts: std::sync::Mutex::default(),
+        }
+    }
+
+    /// Counts one more requeue of `key`; returns the count.
+    fn count(&self, key: &str) -> u32 {
+        let mut counts = self.counts.lock().expect("requeue counts");
+        if counts.len() >= MAX_REQUEUE_ENTRIES && !counts.contains_key(key) {
+            counts.clear();
+        }
+        let count = counts.entry(key.to_owned()).or_insert(0);
+        *count += 1;
+        *count
+    }
+
+    fn forget(&self, key: &str) {
+        self.counts.lock().expect("requeue counts").remove(key);
+    }
+}
+
+/// Parks a delivery that came back too often: it is kept with its reason in the parking queue
+/// and acked, so it stops taking the worker's time. If even that fails it is requeued.
+async fn park(ctx: &Context, delivery: &Delivery, attempt: u32, key: &str) -> Settle {
+    let reason = format!(
+        "requeued {} times in a row: what it had to hand over (a retry, a dead letter or a \
+         FAILED status) could not be",
+        ctx.requeues.max
+    );
+    let errors = headers::errors(delivery.properties.headers().as_ref());
+    let parked = ctx
+        .broker
+        .park(
+            &delivery.data,
+            headers::build(attempt, &errors, Some(&reason)),
+            ctx.publish_timeout,
+        )
+        .await;
+    match parked {
+        Ok(()) => {
+            ctx.metrics.parked.inc();
+            ctx.requeues.forget(key);
+            tracing::error!(%reason, "parked the delivery");
+            Settle::Ack
+        }
+        Err(err) => {
+            tracing::error!(%reason, error = format!("{err:#}"), "cannot park the delivery; requeueing");
+            Settle::Requeue
+        }
+    }
+}
+
+/// A cheap hash (FNV-1a) of a body that is not a task message, to count its requeues.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// Batch writers in flight at once, for the starts and for the finishes each: while one is at
@@ -243,7 +350,7 @@ async fn settle(
                 let headers = headers::build(next, &errors, None);
                 match ctx
                     .broker
-                    .publish_retry(&delivery.data, headers, next, delay)
+                    .publish_retry(&delivery.data, headers, next, delay, ctx.publish_timeout)
                     .await
                 {
                     Ok(()) => {
@@ -264,9 +371,10 @@ async fn settle(
     }
 }
 
-/// Attempts are exhausted: the task becomes FAILED with the reason, then its message goes to
-/// the dead-letter queue. In that order, so a dead letter always has a FAILED task behind it
-/// that an operator can retry.
+/// Attempts are exhausted: the message goes to the dead-letter queue, then the task becomes
+/// FAILED with the reason. In that order, so the FAILED row never stands without its dead letter:
+/// if the dead letter is not confirmed the delivery is requeued with the task untouched, and if
+/// the FAILED write fails the redelivery dead-letters again (a duplicate, never a loss).
 async fn give_up(
     ctx: &Context,
     task_id: Option<TaskId>,
@@ -275,6 +383,10 @@ async fn give_up(
     errors: &[String],
     reason: &str,
 ) -> Settle {
+    tracing::error!(%reason, "task failed for good; dead-lettering its message");
+    if dead_letter(ctx, body, attempt, errors, reason, "exhausted").await == Settle::Requeue {
+        return Settle::Requeue;
+    }
     if let Some(id) = task_id {
         match db::fail_task(&ctx.pool, id, reason).await {
             Ok(Transition::Applied { updated_at }) => {
@@ -289,13 +401,12 @@ async fn give_up(
             }
             Ok(Transition::Skipped { .. } | Transition::NotFound) => {}
             Err(err) => {
-                tracing::error!(%reason, error = format!("{err:#}"), "cannot mark the task FAILED; requeueing");
+                tracing::error!(%reason, error = format!("{err:#}"), "dead-lettered but cannot mark the task FAILED; requeueing");
                 return Settle::Requeue;
             }
         }
     }
-    tracing::error!(%reason, "task failed for good; dead-lettering its message");
-    dead_letter(ctx, body, attempt, errors, reason, "exhausted").await
+    Settle::Ack
 }
 
 async fn dead_letter(
@@ -308,7 +419,11 @@ async fn dead_letter(
 ) -> Settle {
     match ctx
         .broker
-        .dead_letter(body, headers::build(attempt, errors, Some(reason)))
+        .dead_letter(
+            body,
+            headers::build(attempt, errors, Some(reason)),
+            ctx.publish_timeout,
+        )
         .await
     {
         Ok(()) => {
@@ -323,6 +438,15 @@ async fn dead_letter(
             Settle::Requeue
         }
     }
+}
+
+/// What a panic said, when it said it with a string (as `panic!` and `expect` do).
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|text| (*text).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
 }
 
 fn preview(body: &[u8]) -> String {

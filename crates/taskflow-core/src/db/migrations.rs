@@ -11,11 +11,21 @@ pub async fn migrate(pool: &MySqlPool) -> anyhow::Result<Vec<String>> {
     let mut conn = pool
         .acquire()
         .await
-        .context("acquiring a connection to migrate")?;
+        .context("acquiring a connection to migrate")?
+        .detach();
+    // A migration rewrites whole tables and may take longer than any query should: no statement
+    // timeout on this connection, which is closed afterwards rather than returned to the pool.
+    super::set_statement_timeout(&mut conn, std::time::Duration::ZERO)
+        .await
+        .context("lifting the statement timeout to migrate")?;
     let report = migrations::runner()
         .run_async(&mut RefineryConnection(&mut conn))
         .await
-        .context("running migrations")?;
+        .context("running migrations");
+    conn.close()
+        .await
+        .context("closing the migration connection")?;
+    let report = report?;
     Ok(report
         .applied_migrations()
         .iter()

@@ -49,20 +49,28 @@ use crate::connect::retry_connect;
 /// Connects a pool, retrying as `DB_CONNECT_ATTEMPTS` / `DB_CONNECT_BACKOFF` say.
 pub async fn connect(settings: &DbSettings) -> anyhow::Result<MySqlPool> {
     let options = MySqlConnectOptions::from_str(&settings.url).context("parsing DB_URL")?;
+    let statement_timeout = settings.statement_timeout;
     retry_connect("MySQL", settings.connect, || {
         MySqlPoolOptions::new()
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.acquire_timeout)
-            // READ COMMITTED: no gap locks, and an UPDATE keeps locks only on the rows it
-            // changes. Correctness rests on conditional updates and row locks, which this level
-            // keeps; REPEATABLE READ's range locks only made the API, the relay's sweeps and the
-            // workers wait on each other.
-            .after_connect(|conn, _| {
+            .after_connect(move |conn, _| {
                 Box::pin(async move {
+                    // READ COMMITTED: no gap locks, and an UPDATE keeps locks only on the rows
+                    // it changes. Correctness rests on conditional updates and row locks, which
+                    // this level keeps; REPEATABLE READ's range locks only made the API, the
+                    // relay's sweeps and the workers wait on each other.
                     sqlx::query("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
-                        .execute(conn)
-                        .await
-                        .map(|_| ())
+                        .execute(&mut *conn)
+                        .await?;
+                    // Strict mode on every table: a value that does not fit is an error, never
+                    // silently truncated into something other than what was accepted.
+                    sqlx::query(
+                        "SET SESSION sql_mode = CONCAT(@@SESSION.sql_mode, ',STRICT_ALL_TABLES')",
+                    )
+                    .execute(&mut *conn)
+                    .await?;
+                    set_statement_timeout(conn, statement_timeout).await
                 })
             })
             .connect_with(options.clone())
@@ -114,6 +122,36 @@ async fn measure_clock(pool: &MySqlPool) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Makes the server abort any statement of this session that runs longer than `timeout` (none
+/// when zero), so no caller waits on a statement without end. MariaDB calls it
+/// `max_statement_time` (seconds, every statement); MySQL `max_execution_time` (milliseconds,
+/// SELECTs only: its writes end by `innodb_lock_wait_timeout`).
+pub(crate) async fn set_statement_timeout(
+    conn: &mut MySqlConnection,
+    timeout: std::time::Duration,
+) -> Result<(), sqlx::Error> {
+    let mariadb = sqlx::query("SET SESSION max_statement_time = ?")
+        .bind(timeout.as_secs_f64())
+        .execute(&mut *conn)
+        .await;
+    match mariadb {
+        Ok(_) => Ok(()),
+        // ER_UNKNOWN_SYSTEM_VARIABLE: not MariaDB.
+        Err(sqlx::Error::Database(err))
+            if err
+                .try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+                .is_some_and(|err| err.number() == 1193) =>
+        {
+            sqlx::query("SET SESSION max_execution_time = ?")
+                .bind(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX))
+                .execute(conn)
+                .await
+                .map(|_| ())
+        }
+        Err(err) => Err(err),
+    }
 }
 
 /// Creates the database `DB_URL` names if it does not exist yet, so a fresh server needs no
