@@ -6,6 +6,7 @@
 //! binaries on `PATH`, stopped when the test process exits. Never the production names
 //! (`DB_URL`, …): the suite creates and drops databases.
 
+use std::path::PathBuf;
 use std::sync::Mutex;
 
 use anyhow::Context as _;
@@ -33,12 +34,15 @@ pub struct Services {
 
 static SERVICES: OnceCell<Services> = OnceCell::const_new();
 
-/// Throwaway servers this process started, stopped when it exits.
-static STARTED: Mutex<Option<Stack>> = Mutex::new(None);
+/// Throwaway servers this process started and their data, removed when it exits.
+static STARTED: Mutex<Option<(Stack, PathBuf)>> = Mutex::new(None);
 
 extern "C" fn stop_started() {
-    if let Ok(mut started) = STARTED.lock() {
-        drop(started.take());
+    if let Ok(mut started) = STARTED.lock()
+        && let Some((stack, data_dir)) = started.take()
+    {
+        drop(stack);
+        let _ = std::fs::remove_dir_all(data_dir);
     }
 }
 
@@ -66,7 +70,8 @@ pub async fn services() -> &'static Services {
                         redis: servers.redis,
                     };
                     if !servers.started.services.is_empty() {
-                        *STARTED.lock().expect("the started servers") = Some(servers.started);
+                        *STARTED.lock().expect("the started servers") =
+                            Some((servers.started, data_dir.clone()));
                         // SAFETY: registers a plain function; it runs once, at exit.
                         unsafe { libc::atexit(stop_started) };
                     }

@@ -39,7 +39,8 @@ fn main() -> anyhow::Result<()> {
                 provision::TEST_NAMES,
                 &project_root().join("target/test-services"),
             )?;
-            up_smokes(&sh, &servers)
+            up_smokes(&sh, &servers)?;
+            harness_on_throwaway_servers(&sh)
         }
         Some("soak") => soak(&sh),
         Some("bench") => bench(&sh, &std::env::args().skip(2).collect::<Vec<_>>()),
@@ -139,6 +140,7 @@ fn test(sh: &Shell) -> anyhow::Result<()> {
     }
     stack_suites(sh, &servers)?;
     up_smokes(sh, &servers)?;
+    harness_on_throwaway_servers(sh)?;
     // The benchmark tool, in its short mode, so it keeps working (its figures are not judged).
     bench_with(sh, &["--quick".to_owned()], &test_env)?;
     drop(servers);
@@ -211,6 +213,42 @@ fn up_smokes(sh: &Shell, test_servers: &provision::Servers) -> anyhow::Result<()
     )?;
     up_smoke(sh, "throwaway", servers, &dir.join("throwaway"))?;
     std::fs::remove_dir_all(&dir).ok();
+    Ok(())
+}
+
+/// The integration harness's own chain on a machine whose services are stopped: a few tests in
+/// network and process namespaces of their own, where nothing answers on the localhost ports
+/// and no Docker engine is reachable, so the harness starts throwaway servers from the binaries
+/// on PATH. The machine's servers keep running outside; the namespace ends with the command,
+/// taking anything left in it along, and the check inside fails if the harness left its
+/// servers running. Needs root (for the namespaces) and the binaries.
+fn harness_on_throwaway_servers(sh: &Shell) -> anyhow::Result<()> {
+    let root = cmd!(sh, "id -u").quiet().read().is_ok_and(|uid| uid == "0");
+    if !root
+        || !taskflow_provision::binaries_available()
+        || cmd!(sh, "unshare --version")
+            .quiet()
+            .ignore_stdout()
+            .run()
+            .is_err()
+    {
+        println!(
+            "harness on throwaway servers: skipped (needs root, unshare and the server binaries)"
+        );
+        return Ok(());
+    }
+    let script = "ip link set lo up && \
+        cargo test --offline -p taskflow-tests --test integration -- \
+          pipeline::a_task_with_a_message_is_seen adoption && \
+        left=$(ps -e -o comm= | grep -E '^(mariadbd|redis-server|beam.smp)$' || true) && \
+        if [ -n \"$left\" ]; then echo \"left running: $left\" >&2; exit 1; fi";
+    cmd!(sh, "unshare --net --pid --fork --mount-proc sh -c {script}")
+        .env_remove("TEST_DB_URL")
+        .env_remove("TEST_RABBITMQ_URL")
+        .env_remove("TEST_REDIS_URL")
+        .run()
+        .context("the integration harness on throwaway servers")?;
+    println!("harness on throwaway servers: passed, nothing left running");
     Ok(())
 }
 
