@@ -1,8 +1,9 @@
 //! Where the test servers come from: the provisioning chain shared with xtask
 //! (`taskflow-provision`): `TEST_DB_URL` (a MySQL URL whose user may create databases; the
 //! database part is ignored), `TEST_RABBITMQ_URL` and `TEST_REDIS_URL` when set; else the
-//! default localhost ports; else containers started with testcontainers, labelled
-//! `taskflow-test` so `cargo xtask test` can remove them; else throwaway servers from the
+//! default localhost ports; else containers started with testcontainers, removed when the test
+//! process exits (and labelled `taskflow-test`, so `cargo xtask test` removes any a killed run
+//! left); else throwaway servers from the
 //! binaries on `PATH`, stopped when the test process exits. Never the production names
 //! (`DB_URL`, …): the suite creates and drops databases.
 
@@ -104,10 +105,36 @@ async fn kept_containers() -> anyhow::Result<taskflow_provision::Servers> {
 
 const NO_SERVICES: &str = "a Docker engine answers, but the test containers could not be started";
 
-/// Leaks the container handle: the container lives until the test process ends, and
-/// `cargo xtask test` removes everything labelled `taskflow-test` afterwards.
-fn keep<I: testcontainers::Image>((url, container): (String, ContainerAsync<I>)) -> String {
-    std::mem::forget(container);
+/// Containers this process started: their handles, kept for the whole process (statics are
+/// never dropped), and their ids, removed at exit by [`remove_containers`].
+static CONTAINERS: Mutex<Vec<(String, Box<dyn std::any::Any + Send>)>> = Mutex::new(Vec::new());
+
+/// The reaper: removes this process's containers when it exits. A handle's own drop cannot do
+/// it then, as it needs the runtime that drives it, and exit handlers run outside any runtime.
+extern "C" fn remove_containers() {
+    let Ok(containers) = CONTAINERS.lock() else {
+        return;
+    };
+    let ids: Vec<&str> = containers.iter().map(|(id, _)| id.as_str()).collect();
+    if !ids.is_empty() {
+        let _ = std::process::Command::new("docker")
+            .args(["rm", "--force", "--volumes"])
+            .args(ids)
+            .stdout(std::process::Stdio::null())
+            .status();
+    }
+}
+
+/// Keeps the container until the process exits, when the reaper removes it.
+fn keep<I: testcontainers::Image + Send + 'static>(
+    (url, container): (String, ContainerAsync<I>),
+) -> String {
+    let mut containers = CONTAINERS.lock().expect("the started containers");
+    if containers.is_empty() {
+        // SAFETY: registers a plain function; it runs once, at exit.
+        unsafe { libc::atexit(remove_containers) };
+    }
+    containers.push((container.id().to_owned(), Box::new(container)));
     url
 }
 
