@@ -3,9 +3,8 @@
 //! database part is ignored), `TEST_RABBITMQ_URL` and `TEST_REDIS_URL` when set; else the
 //! default localhost ports; else containers started with testcontainers, removed when the test
 //! process exits (and labelled `taskflow-test`, so `cargo xtask test` removes any a killed run
-//! left); else throwaway servers from the
-//! binaries on `PATH`, stopped when the test process exits. Never the production names
-//! (`DB_URL`, …): the suite creates and drops databases.
+//! left); else throwaway servers from the binaries on `PATH`, stopped when the test process
+//! exits. Never the production names (`DB_URL`, …): the suite creates and drops databases.
 
 use std::path::PathBuf;
 use std::sync::Mutex;
