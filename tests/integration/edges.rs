@@ -91,6 +91,7 @@ async fn retries_and_dead_letters_to_a_stalled_broker_fail_within_the_publish_ti
         proxied: Proxied::Workers,
         no_worker: true,
         vars: vec![("PUBLISH_TIMEOUT_MS", "300".to_owned())],
+        ..Options::default()
     })
     .await;
     let broker = Broker::connect(&app.worker_settings.amqp).await.unwrap();

@@ -1,5 +1,6 @@
 //! TaskFlow's integration suite: one binary, one harness (`taskflow_tests`), real services.
 
+mod adoption;
 mod api_errors;
 mod clocks;
 mod contracts;

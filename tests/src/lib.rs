@@ -155,7 +155,7 @@ fn unique_vars(base: &services::Services, suffix: &str) -> HashMap<String, Strin
     HashMap::from([
         (
             "DB_URL".to_owned(),
-            format!("{}/tf_test_{suffix}", base.mysql),
+            taskflow_provision::db_url(&base.mysql, &format!("tf_test_{suffix}")),
         ),
         ("RABBITMQ_URL".to_owned(), base.rabbitmq.clone()),
         ("REDIS_URL".to_owned(), base.redis.clone()),
@@ -209,6 +209,9 @@ pub struct Options {
     pub no_worker: bool,
     /// Route components through fault proxies.
     pub proxied: Proxied,
+    /// SQL run on the fresh database before it is migrated: an existing deployment's schema
+    /// and rows.
+    pub seed: Option<String>,
 }
 
 impl TestApp {
@@ -262,6 +265,12 @@ impl TestApp {
         let pool = taskflow_core::db::connect(&direct.db)
             .await
             .expect("connecting to the test database");
+        if let Some(seed) = &options.seed {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(seed.clone()))
+                .execute(&pool)
+                .await
+                .expect("seeding the test database");
+        }
         taskflow_core::db::migrate(&pool)
             .await
             .expect("migrating the test database");
@@ -730,6 +739,44 @@ impl Drop for TestApp {
             Err(_) => eprintln!("test clean-up panicked"),
         }
     }
+}
+
+/// Migrates a database of its own that holds `seed` first, and returns what the migration said
+/// and the tables it left; the database is dropped afterwards. For migrations that must fail.
+pub async fn migrate_seeded_database(seed: &str) -> (anyhow::Result<Vec<String>>, Vec<String>) {
+    init_logging();
+    let base = services::services().await;
+    let suffix = TaskId::new().to_string().replace('-', "")[20..].to_owned();
+    let database = format!("tf_test_{suffix}");
+    let admin = MySqlPool::connect(&base.mysql)
+        .await
+        .expect("connecting to the test MySQL server");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE `{database}`")))
+        .execute(&admin)
+        .await
+        .expect("creating the test database");
+    let pool = MySqlPool::connect(&taskflow_provision::db_url(&base.mysql, &database))
+        .await
+        .expect("connecting to the test database");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(seed.to_owned()))
+        .execute(&pool)
+        .await
+        .expect("seeding the test database");
+    let result = taskflow_core::db::migrate(&pool).await;
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT CAST(TABLE_NAME AS CHAR) FROM information_schema.TABLES \
+         WHERE TABLE_SCHEMA = DATABASE() ORDER BY TABLE_NAME",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("listing the tables");
+    pool.close().await;
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE `{database}`")))
+        .execute(&admin)
+        .await
+        .expect("dropping the test database");
+    admin.close().await;
+    (result, tables)
 }
 
 /// Logs from the components, for a failing test's output (`RUST_LOG` to change the level).

@@ -1,12 +1,16 @@
-//! Where the test servers come from: the URLs in the environment when they are given, otherwise
-//! containers started with testcontainers (on a machine with a Docker engine).
-//!
-//! `TEST_DB_URL` (a MySQL URL whose user may create databases; the database part is ignored),
-//! `TEST_RABBITMQ_URL` and `TEST_REDIS_URL` are read first, then `DB_URL`, `RABBITMQ_URL` and
-//! `REDIS_URL`. Each service missing from the environment is started in a container, once per
-//! test process, labelled `taskflow-test` so `cargo xtask test` can remove them afterwards.
+//! Where the test servers come from: the provisioning chain shared with xtask
+//! (`taskflow-provision`): `TEST_DB_URL` (a MySQL URL whose user may create databases; the
+//! database part is ignored), `TEST_RABBITMQ_URL` and `TEST_REDIS_URL` when set; else the
+//! default localhost ports; else containers started with testcontainers, removed when the test
+//! process exits (and labelled `taskflow-test`, so `cargo xtask test` removes any a killed run
+//! left); else throwaway servers from the binaries on `PATH`, stopped when the test process
+//! exits. Never the production names (`DB_URL`, …): the suite creates and drops databases.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
 
 use anyhow::Context as _;
+use taskflow_provision::process::Stack;
 use testcontainers::core::IntoContainerPort as _;
 use testcontainers::runners::AsyncRunner as _;
 use testcontainers::{ContainerAsync, ImageExt as _};
@@ -30,6 +34,18 @@ pub struct Services {
 
 static SERVICES: OnceCell<Services> = OnceCell::const_new();
 
+/// Throwaway servers this process started and their data, removed when it exits.
+static STARTED: Mutex<Option<(Stack, PathBuf)>> = Mutex::new(None);
+
+extern "C" fn stop_started() {
+    if let Ok(mut started) = STARTED.lock()
+        && let Some((stack, data_dir)) = started.take()
+    {
+        drop(stack);
+        let _ = std::fs::remove_dir_all(data_dir);
+    }
+}
+
 /// The servers for this test process, found or started on first use.
 pub async fn services() -> &'static Services {
     SERVICES
@@ -38,10 +54,29 @@ pub async fn services() -> &'static Services {
             // their handles stay usable whichever test's runtime asked first.
             std::thread::spawn(|| {
                 let runtime = tokio::runtime::Runtime::new().expect("a runtime for containers");
-                let services = runtime.block_on(locate());
+                let data_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("../target/test-services")
+                    .join(std::process::id().to_string());
+                let servers =
+                    taskflow_provision::locate(taskflow_provision::TEST_NAMES, &data_dir, || {
+                        runtime.block_on(kept_containers())
+                    });
                 // Keep the runtime (and the containers it drives) for the whole process.
                 std::mem::forget(runtime);
-                services
+                servers.map(|servers| {
+                    let services = Services {
+                        mysql: servers.mysql,
+                        rabbitmq: servers.rabbitmq,
+                        redis: servers.redis,
+                    };
+                    if !servers.started.services.is_empty() {
+                        *STARTED.lock().expect("the started servers") =
+                            Some((servers.started, data_dir.clone()));
+                        // SAFETY: registers a plain function; it runs once, at exit.
+                        unsafe { libc::atexit(stop_started) };
+                    }
+                    services
+                })
             })
             .join()
             .expect("locating test services")
@@ -50,53 +85,55 @@ pub async fn services() -> &'static Services {
         .await
 }
 
-fn from_env(names: &[&str]) -> Option<String> {
-    names.iter().find_map(|name| {
-        std::env::var(name)
-            .ok()
-            .filter(|value| !value.trim().is_empty())
-    })
-}
-
-async fn locate() -> anyhow::Result<Services> {
-    let mysql = match from_env(&["TEST_DB_URL", "DB_URL"]) {
-        Some(url) => {
-            server_url(&taskflow_core::config::normalize_db_url(&url).map_err(anyhow::Error::msg)?)?
-        }
-        None => keep(start_mysql().await?),
-    };
-    let rabbitmq = match from_env(&["TEST_RABBITMQ_URL", "RABBITMQ_URL"]) {
-        Some(url) => url,
-        None => keep(start_rabbitmq().await?),
-    };
-    let redis = match from_env(&["TEST_REDIS_URL", "REDIS_URL"]) {
-        Some(url) => url,
-        None => keep(start_redis().await?),
-    };
-    Ok(Services {
+/// The chain's Docker step for tests: the three containers, kept until the process ends.
+async fn kept_containers() -> anyhow::Result<taskflow_provision::Servers> {
+    let (mysql, rabbitmq, redis) = (
+        keep(start_mysql().await?),
+        keep(start_rabbitmq().await?),
+        keep(start_redis().await?),
+    );
+    Ok(taskflow_provision::Servers {
         mysql,
+        database: None,
         rabbitmq,
         redis,
+        how: "containers started with testcontainers",
+        started: Stack::default(),
     })
 }
 
-/// `mysql://user:pass@host:port/db?x` → `mysql://user:pass@host:port`.
-fn server_url(url: &str) -> anyhow::Result<String> {
-    let mut parsed = url::Url::parse(url).context("parsing the MySQL URL")?;
-    parsed.set_path("");
-    parsed.set_query(None);
-    Ok(parsed.to_string().trim_end_matches('/').to_owned())
+const NO_SERVICES: &str = "a Docker engine answers, but the test containers could not be started";
+
+/// Containers this process started: their handles, kept for the whole process (statics are
+/// never dropped), and their ids, removed at exit by [`remove_containers`].
+static CONTAINERS: Mutex<Vec<(String, Box<dyn std::any::Any + Send>)>> = Mutex::new(Vec::new());
+
+/// The reaper: removes this process's containers when it exits. A handle's own drop cannot do
+/// it then, as it needs the runtime that drives it, and exit handlers run outside any runtime.
+extern "C" fn remove_containers() {
+    let Ok(containers) = CONTAINERS.lock() else {
+        return;
+    };
+    let ids: Vec<&str> = containers.iter().map(|(id, _)| id.as_str()).collect();
+    if !ids.is_empty() {
+        let _ = std::process::Command::new("docker")
+            .args(["rm", "--force", "--volumes"])
+            .args(ids)
+            .stdout(std::process::Stdio::null())
+            .status();
+    }
 }
 
-const NO_SERVICES: &str = "The integration tests need MySQL, RabbitMQ and Redis. Either set \
-TEST_DB_URL (e.g. mysql://taskflow:taskflow@127.0.0.1:3306), TEST_RABBITMQ_URL \
-(amqp://guest:guest@127.0.0.1:5672/%2f) and TEST_REDIS_URL (redis://127.0.0.1:6379) to running \
-servers, or make a Docker engine reachable so the harness can start them with testcontainers";
-
-/// Leaks the container handle: the container lives until the test process ends, and
-/// `cargo xtask test` removes everything labelled `taskflow-test` afterwards.
-fn keep<I: testcontainers::Image>((url, container): (String, ContainerAsync<I>)) -> String {
-    std::mem::forget(container);
+/// Keeps the container until the process exits, when the reaper removes it.
+fn keep<I: testcontainers::Image + Send + 'static>(
+    (url, container): (String, ContainerAsync<I>),
+) -> String {
+    let mut containers = CONTAINERS.lock().expect("the started containers");
+    if containers.is_empty() {
+        // SAFETY: registers a plain function; it runs once, at exit.
+        unsafe { libc::atexit(remove_containers) };
+    }
+    containers.push((container.id().to_owned(), Box::new(container)));
     url
 }
 

@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use xshell::{Shell, cmd};
 
-use crate::provision::{self, Mode};
+use crate::provision::{self, Mode, STACK_NAMES, Servers};
 use crate::stack::{self, Service, Stack};
-use crate::{binary, project_root};
+use crate::{Profile, project_root};
 
 /// Where `up` keeps throwaway data and the pids of what it started.
 pub fn stack_dir() -> std::path::PathBuf {
@@ -28,7 +28,13 @@ pub fn run(sh: &Shell, args: &[String]) -> anyhow::Result<()> {
             other => anyhow::bail!("--provision takes `auto` or `binaries`, not {other:?}"),
         },
     };
-    crate::build_binaries(sh)?;
+    // Release builds on request, so the stack's speed can be tried on what production runs.
+    let profile = if args.iter().any(|arg| arg == "--release") {
+        Profile::Release
+    } else {
+        Profile::Debug
+    };
+    crate::build_binaries(sh, profile)?;
     let frontend = project_root().join("frontend");
     if !frontend.join("node_modules").is_dir() {
         let _dir = sh.push_dir(&frontend);
@@ -43,13 +49,10 @@ pub fn run(sh: &Shell, args: &[String]) -> anyhow::Result<()> {
     })
     .context("installing the Ctrl-C handler")?;
 
-    let services = provision::provision(mode, &stack_dir())?;
-    println!("Using {}.", services.how);
+    let servers = provision::provision(mode, STACK_NAMES, &stack_dir())?;
+    println!("Using {}.", servers.how);
     let port = std::env::var("API_PORT").unwrap_or_else(|_| "8000".to_owned());
-    let env = services.env();
-    let mut stack = start_taskflow(sh, &env, &port, true)?;
-    stack.extend(services.started);
-    stack.record_pids(&stack_dir().join("pids"))?;
+    let mut stack = launch(sh, servers, &[], &port, true, profile, &stack_dir())?;
     println!("\nTaskFlow is up:");
     println!("  Dashboard  http://localhost:5001");
     println!("  API        http://localhost:{port}  (docs: /docs, OpenAPI: /openapi.json)");
@@ -72,6 +75,27 @@ pub fn run(sh: &Shell, args: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What `up` runs on `servers`: TaskFlow started on them (with `env` added), the servers' own
+/// processes taken into the same stack, and every pid recorded under `stack_dir` for `down`.
+pub fn launch(
+    sh: &Shell,
+    servers: Servers,
+    env: &[(String, String)],
+    port: &str,
+    web: bool,
+    profile: Profile,
+    stack_dir: &Path,
+) -> anyhow::Result<Stack> {
+    let mut all_env = servers.env("taskflow");
+    all_env.extend_from_slice(env);
+    // The servers join the stack first, so a failed start stops them too.
+    let mut stack = Stack::default();
+    stack.extend(servers.started);
+    stack.extend(start_taskflow(sh, &all_env, port, web, profile)?);
+    stack.record_pids(&stack_dir.join("pids"))?;
+    Ok(stack)
+}
+
 /// Migrates, then starts the API and the worker (and the dashboard's dev server when `web`)
 /// with `env`, and waits until the API is ready.
 pub fn start_taskflow(
@@ -79,8 +103,9 @@ pub fn start_taskflow(
     env: &[(String, String)],
     port: &str,
     web: bool,
+    profile: Profile,
 ) -> anyhow::Result<Stack> {
-    let api = binary("taskflow-api");
+    let api = profile.binary("taskflow-api");
     cmd!(sh, "{api} migrate")
         .envs(env.iter().map(|(k, v)| (k, v)))
         .run()
@@ -92,7 +117,7 @@ pub fn start_taskflow(
     stack.push(Service::spawn("api", &api, &[], &root, &env)?);
     stack.push(Service::spawn(
         "worker",
-        &binary("taskflow-worker"),
+        &profile.binary("taskflow-worker"),
         &[],
         &root,
         &env,

@@ -560,10 +560,10 @@ fn environment(running: bool) -> anyhow::Result<Env> {
         mysql,
         database,
         rabbitmq: var(
-            &["TEST_RABBITMQ_URL", "RABBITMQ_URL"],
+            &["TEST_RABBITMQ_URL"],
             "amqp://guest:guest@127.0.0.1:5672/%2f",
         ),
-        redis: var(&["TEST_REDIS_URL", "REDIS_URL"], "redis://127.0.0.1:6379"),
+        redis: var(&["TEST_REDIS_URL"], "redis://127.0.0.1:6379"),
         queue: format!("{prefix}.task.created"),
         channel: format!("{prefix}.task.status"),
         prefix,
