@@ -1,5 +1,6 @@
-// The REST client: typed calls for /tasks and /stats, the optional bearer token, and the API's
-// error envelope turned into ApiError.
+// The REST client: typed calls for /tasks and /stats, the optional bearer token (read at each
+// call, so a token typed into the page applies at once), and the API's error envelope turned
+// into ApiError.
 
 import type { NewTask, ServerStats, Task, TaskStatus } from './types';
 import { decodeStats, decodeTask, isRecord } from './wire';
@@ -44,8 +45,11 @@ export interface ApiClient {
 type Fetch = (input: string, init?: RequestInit) => Promise<Response>;
 
 export interface ClientOptions {
-  /** Sent as `Authorization: Bearer <token>` on every call when set (API_TOKEN on the server). */
-  token?: string | null;
+  /**
+   * Sent as `Authorization: Bearer <token>` on every call when set (API_TOKEN on the server); a
+   * function is asked at each call (the token store).
+   */
+  token?: string | null | (() => string | null);
   fetch?: Fetch;
 }
 
@@ -61,11 +65,14 @@ export function createApiClient(baseUrl: string, options: ClientOptions = {}): A
   // of another object.
   const doFetch: Fetch = options.fetch ?? ((input, init) => fetch(input, init));
   const base = baseUrl.replace(/\/+$/, '');
-  const auth: Record<string, string> = options.token ? { authorization: `Bearer ${options.token}` } : {};
+  const given = options.token;
+  const tokenOf = typeof given === 'function' ? given : () => given ?? null;
 
   async function request(path: string, init: Call = {}): Promise<{ body: unknown; response: Response }> {
     let response: Response;
     try {
+      const token = tokenOf();
+      const auth: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
       const headers = { accept: 'application/json', ...auth, ...init.headers };
       response = await doFetch(`${base}${path}`, { ...init, headers });
     } catch (error) {

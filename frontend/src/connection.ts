@@ -15,7 +15,7 @@ export interface WebSocketLike {
 }
 const CONNECTING = 0; // WebSocket.CONNECTING, which a fake class need not define
 
-export type WebSocketFactory = new (url: string) => WebSocketLike;
+export type WebSocketFactory = new (url: string, protocols?: string[]) => WebSocketLike;
 
 export type ConnectionState =
   | { phase: 'connecting'; attempt: number }
@@ -31,6 +31,11 @@ export const DEFAULT_BACKOFF: Backoff = { initialMs: 500, maxMs: 10_000 };
 
 export interface ConnectionOptions {
   url: string;
+  /**
+   * The subprotocols of each attempt, asked anew every time so reconnects carry the current
+   * token (see token.ts); none by default.
+   */
+  protocols?: () => string[];
   WebSocketImpl?: WebSocketFactory;
   backoff?: Backoff;
   /** Jitter source in [0, 1); tests pass a constant. */
@@ -84,7 +89,9 @@ export function connect(options: ConnectionOptions): Connection {
     setState({ phase: 'connecting', attempt: failures + 1 });
     let current: WebSocketLike;
     try {
-      current = new WebSocketImpl(options.url);
+      const protocols = options.protocols?.() ?? [];
+      // No second argument without protocols: some WebSocket implementations treat [] oddly.
+      current = protocols.length > 0 ? new WebSocketImpl(options.url, protocols) : new WebSocketImpl(options.url);
     } catch (error) {
       // A malformed URL throws synchronously; keep retrying like any failure so the indicator
       // shows the problem instead of the module dying silently.

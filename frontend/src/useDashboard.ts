@@ -1,11 +1,12 @@
 // The dashboard's controller: owns the store, keeps it in step with the REST API, `/stats` and the
-// live connection (reloading whenever events may have been missed), and offers the actions the
-// components call.
+// live connection (reloading whenever events may have been missed), notices when the API wants a
+// token (a 401 from any call), and offers the actions the components call.
 
 import { useCallback, useEffect, useLayoutEffect, useMemo, useReducer, useRef, useState } from 'react';
 import { ApiError, errorMessage, type ApiClient, type TaskPage } from './api';
 import { connect, type Backoff, type Connection, type ConnectionState, type WebSocketFactory } from './connection';
 import { initialState, reducer, type DashboardState } from './store';
+import { createTokenStore, wsProtocols, type TokenStore } from './token';
 import { isTerminal, type NewTask, type Task, type TaskStatus } from './types';
 import { useStatsRefresh } from './useStatsRefresh';
 
@@ -17,7 +18,19 @@ export interface DashboardDeps {
   random?: () => number;
   /** How often the counters are re-read from `GET /stats`. */
   statsIntervalMs?: number;
+  /**
+   * Where the token typed into the page is kept; `api` must send what it holds. Without one, a
+   * store in memory (the token is still sent on /ws, but `api` cannot see it).
+   */
+  tokens?: TokenStore;
 }
+
+/**
+ * Whether the page needs a token from the person: `needed` after a 401 to a call sent without
+ * one, `refused` after a 401 to a call sent with the current one, `checking` from a submit until
+ * a call with it succeeds.
+ */
+export type AuthPhase = 'ok' | 'needed' | 'refused' | 'checking';
 
 export const PAGE_SIZE = 50;
 const MAX_PAGE = 500;
@@ -40,12 +53,18 @@ export interface DashboardActions {
   retryTask(taskId: string): Promise<Task>;
   dismissToast(id: number): void;
   reconnectNow(): void;
+  /** Keeps the token, reloads everything with it and reconnects the WebSocket with it. */
+  submitToken(token: string): void;
+  /** Drops the token from the store (sessionStorage) and carries on without it. */
+  forgetToken(): void;
 }
 
 export interface Dashboard {
   state: DashboardState;
   connection: ConnectionState;
   fetches: Record<string, TaskFetch>;
+  auth: AuthPhase;
+  hasToken: boolean;
   actions: DashboardActions;
 }
 
@@ -57,7 +76,12 @@ interface ListRequest {
 }
 
 export function useDashboard(deps: DashboardDeps, selectedId: string | null): Dashboard {
-  const { api, wsUrl, WebSocketImpl, backoff, random, statsIntervalMs } = deps;
+  const { api: rawApi, wsUrl, WebSocketImpl, backoff, random, statsIntervalMs, tokens: givenTokens } = deps;
+  const tokens = useMemo(() => givenTokens ?? createTokenStore(null), [givenTokens]);
+  // Mirrors the store so a new token re-renders and reconnects the WebSocket.
+  const [token, setToken] = useState<string | null>(() => tokens.get());
+  const [auth, setAuth] = useState<AuthPhase>('ok');
+  const api = useMemo(() => watchAuth(rawApi, tokens, setAuth), [rawApi, tokens]);
   const [state, dispatch] = useReducer(reducer, undefined, initialState);
   const [connection, setConnection] = useState<ConnectionState>({ phase: 'connecting', attempt: 1 });
   const [fetches, setFetches] = useState<Record<string, TaskFetch>>({});
@@ -152,6 +176,8 @@ export function useDashboard(deps: DashboardDeps, selectedId: string | null): Da
   useEffect(() => {
     const live = connect({
       url: wsUrl,
+      // The store is read on every attempt, so each reconnect carries the token.
+      protocols: () => wsProtocols(tokens.get()),
       ...(WebSocketImpl && { WebSocketImpl }),
       ...(backoff && { backoff }),
       ...(random && { random }),
@@ -166,11 +192,17 @@ export function useDashboard(deps: DashboardDeps, selectedId: string | null): Da
       onOpen() {
         void resync();
       },
-      onStateChange: setConnection,
+      onStateChange(next) {
+        setConnection(next);
+        // A browser hides the status of a refused handshake: after two failed attempts in a
+        // row, a cheap read tells a 401 (which opens the prompt) from an outage.
+        if (next.phase === 'waiting' && next.attempt === 3) void api.getStats().catch(() => undefined);
+      },
     });
     connectionRef.current = live;
     return () => live.stop();
-  }, [wsUrl, WebSocketImpl, backoff, random, fetchTask, resync]);
+    // `token` restarts the connection: a socket opened without it (or with an old one) is useless.
+  }, [wsUrl, WebSocketImpl, backoff, random, fetchTask, resync, api, tokens, token]);
 
   // Events for tasks we have no snapshot of (someone else created them): fetch them by id. The
   // PENDING event of a task created here usually arrives before the POST's answer, which brings
@@ -224,9 +256,55 @@ export function useDashboard(deps: DashboardDeps, selectedId: string | null): Da
       reconnectNow() {
         connectionRef.current?.reconnectNow();
       },
+      submitToken(value) {
+        const trimmed = value.trim();
+        if (trimmed === '') return;
+        tokens.set(trimmed);
+        setToken(trimmed);
+        setAuth('checking');
+        // The socket reconnects through the effect above; REST is reloaded here, because a
+        // refused socket cannot say why and the reload's 401 is what reports a wrong token.
+        void resync();
+      },
+      forgetToken() {
+        tokens.clear();
+        setToken(null);
+        setAuth('ok');
+        void resync();
+      },
     }),
-    [api, fetchTask, loadList, resync],
+    [api, fetchTask, loadList, resync, tokens],
   );
 
-  return { state, connection, fetches, actions };
+  return { state, connection, fetches, auth, hasToken: token !== null, actions };
+}
+
+/**
+ * `api` with every call watched for 401: the answer to a call sent with the token the store
+ * holds now decides the phase; an answer to a call sent with an older token says nothing about
+ * the current one and is ignored.
+ */
+function watchAuth(api: ApiClient, tokens: TokenStore, setAuth: (update: (phase: AuthPhase) => AuthPhase) => void): ApiClient {
+  const watch =
+    <A extends unknown[], R>(call: (...args: A) => Promise<R>) =>
+    async (...args: A): Promise<R> => {
+      const sent = tokens.get();
+      try {
+        const result = await call(...args);
+        if (tokens.get() === sent) setAuth((phase) => (phase === 'checking' ? 'ok' : phase));
+        return result;
+      } catch (error) {
+        if (error instanceof ApiError && error.status === 401 && tokens.get() === sent) {
+          setAuth(() => (sent === null ? 'needed' : 'refused'));
+        }
+        throw error;
+      }
+    };
+  return {
+    listTasks: watch((query: Parameters<ApiClient['listTasks']>[0]) => api.listTasks(query)),
+    getTask: watch((taskId: string) => api.getTask(taskId)),
+    createTask: watch((task: Parameters<ApiClient['createTask']>[0]) => api.createTask(task)),
+    retryTask: watch((taskId: string) => api.retryTask(taskId)),
+    getStats: watch(() => api.getStats()),
+  };
 }

@@ -4,8 +4,6 @@
 interface ImportMetaEnv {
   readonly REACT_APP_API_BASE?: string;
   readonly REACT_APP_WS_URL?: string;
-  readonly REACT_APP_API_TOKEN?: string;
-  readonly VITE_API_TOKEN?: string;
 }
 
 interface ImportMeta {

@@ -52,6 +52,21 @@ describe('the API client', () => {
     expect(calls[1]?.headers.get('content-type')).toBe('application/json');
   });
 
+  it('asks a token function at every call, so a token typed later applies at once', async () => {
+    const { calls, fetch } = recorder(200, []);
+    let token: string | null = null;
+    const api = createApiClient('', { token: () => token, fetch });
+    await api.listTasks({ limit: 1 });
+    token = 'typed';
+    await api.listTasks({ limit: 1 });
+    expect(calls.map((call) => call.headers.get('authorization'))).toEqual([null, 'Bearer typed']);
+  });
+
+  it('turns a 401 into an ApiError with status 401', async () => {
+    const { fetch } = recorder(401, { error: { code: 'unauthorized', message: 'a valid bearer token is required' } });
+    await expect(createApiClient('', { fetch }).listTasks({ limit: 1 })).rejects.toMatchObject({ status: 401 });
+  });
+
   it('reads /stats into counts and per-minute buckets', async () => {
     const { fetch } = recorder(200, {
       counts: { PENDING: 1, PROCESSING: 2, DONE: 30, FAILED: 4 },

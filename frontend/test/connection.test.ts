@@ -98,6 +98,20 @@ describe('connect', () => {
     expect(waiting?.phase === 'waiting' && waiting.retryAt - Date.now()).toBe(500);
   });
 
+  it('opens without subprotocols by default, and asks for them anew on every attempt', () => {
+    start();
+    expect(FakeWebSocket.latest().protocols).toEqual([]);
+    FakeWebSocket.reset();
+    let token = 'one';
+    start({ protocols: () => ['taskflow', `taskflow.bearer.${token}`] });
+    expect(FakeWebSocket.latest().protocols).toEqual(['taskflow', 'taskflow.bearer.one']);
+    expect(FakeWebSocket.latest().url).toBe('ws://example.test/ws'); // never in the URL
+    token = 'two';
+    FakeWebSocket.latest().drop();
+    vi.advanceTimersByTime(500);
+    expect(FakeWebSocket.latest().protocols).toEqual(['taskflow', 'taskflow.bearer.two']);
+  });
+
   it('reconnects at once on request, and stops for good when stopped', () => {
     const { connection, calls } = start();
     FakeWebSocket.latest().open();

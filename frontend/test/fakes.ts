@@ -17,7 +17,10 @@ export class FakeWebSocket implements WebSocketLike {
   readyState = 0;
   closedByClient = false;
 
-  constructor(readonly url: string) {
+  constructor(
+    readonly url: string,
+    readonly protocols: string[] = [],
+  ) {
     FakeWebSocket.instances.push(this);
   }
 

@@ -10,12 +10,13 @@ import { CreateTaskForm } from './CreateTaskForm';
 import { Overview } from './Overview';
 import { TaskDetail } from './TaskDetail';
 import { TaskList } from './TaskList';
+import { TokenPrompt } from './TokenPrompt';
 import { Toasts } from './Toasts';
 
 /** `deps` must keep its identity across renders: a new object would reconnect the WebSocket. */
 export function App({ deps }: { deps: DashboardDeps }) {
   const [selectedId, select] = useTaskParam();
-  const { state, connection, fetches, actions } = useDashboard(deps, selectedId);
+  const { state, connection, fetches, auth, hasToken, actions } = useDashboard(deps, selectedId);
   const [search, setSearch] = useState('');
 
   const allTasks = useMemo(() => Object.values(state.tasks), [state.tasks]);
@@ -39,7 +40,13 @@ export function App({ deps }: { deps: DashboardDeps }) {
       <header className="app-header">
         <h1>TaskFlow</h1>
         <ConnectionStatus state={connection} onReconnect={actions.reconnectNow} />
+        {hasToken && (
+          <button type="button" className="button button--small" onClick={actions.forgetToken}>
+            Forget token
+          </button>
+        )}
       </header>
+      {auth !== 'ok' && <TokenPrompt phase={auth} onSubmit={actions.submitToken} />}
       <main className={selectedId === null ? 'layout' : 'layout layout--detail'}>
         <Overview stats={state.stats} tasks={allTasks} />
         <CreateTaskForm onCreate={actions.createTask} />
