@@ -361,22 +361,22 @@ fn stack_suites(sh: &Shell, servers: &provision::Servers) -> anyhow::Result<()> 
     .run()
     .context("schemathesis found responses that break the API's contract")?;
     drop(running);
-    token_suite(sh)
+    token_suite(sh, servers)
 }
 
 /// The browser suite's token scenario, on a second stack that wants a token for reads as well:
 /// the page must ask for it, since none is built into the bundle.
-fn token_suite(sh: &Shell) -> anyhow::Result<()> {
+fn token_suite(sh: &Shell, servers: &provision::Servers) -> anyhow::Result<()> {
     let port = stack::free_port()?;
     // Fresh each run; `+/=` make the page's base64url differ from plain base64.
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
         .as_nanos();
     let token = format!("e2e+/={nanos}");
-    let mut env = suite_env();
+    let mut env = suite_env(servers);
     env.push(("API_TOKEN".to_owned(), token.clone()));
     env.push(("API_TOKEN_READS".to_owned(), "true".to_owned()));
-    let running = up::start_taskflow(sh, &env, &port.to_string(), false)?;
+    let running = up::start_taskflow(sh, &env, &port.to_string(), false, Profile::Debug)?;
     let _dir = sh.push_dir(project_root().join("frontend"));
     let result = cmd!(sh, "npm run e2e")
         .env("TASKFLOW_URL", format!("http://127.0.0.1:{port}"))
