@@ -16,23 +16,23 @@ impl WorkerProcess {
     }
 
     /// A worker whose clock is `behind` the machine's, through libfaketime (Debian's
-    /// `faketime`): a real process with a wrong clock, as on a host whose NTP is off.
+    /// `faketime`), preloaded into the worker itself so that killing the child kills the worker:
+    /// a real process with a wrong clock, as on a host whose NTP is off.
     pub fn spawn_with_clock_behind(
         binary: &str,
         vars: &HashMap<String, String>,
         name: &str,
         behind: Duration,
     ) -> Self {
+        const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
         assert!(
-            std::path::Path::new("/usr/bin/faketime").exists(),
+            std::path::Path::new(LIBFAKETIME).exists(),
             "this test needs libfaketime: apt-get install faketime"
         );
-        let mut command = Command::new("/usr/bin/faketime");
-        command
-            .arg("-f")
-            .arg(format!("-{}s", behind.as_secs()))
-            .arg(binary);
-        Self::spawn_command(command, vars, name)
+        let mut vars = vars.clone();
+        vars.insert("LD_PRELOAD".to_owned(), LIBFAKETIME.to_owned());
+        vars.insert("FAKETIME".to_owned(), format!("-{}s", behind.as_secs()));
+        Self::spawn_command(Command::new(binary), &vars, name)
     }
 
     fn spawn_command(mut command: Command, vars: &HashMap<String, String>, name: &str) -> Self {

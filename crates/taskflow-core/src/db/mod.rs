@@ -85,14 +85,14 @@ const CLOCK_SYNC_INTERVAL: std::time::Duration = std::time::Duration::from_secs(
 /// taken with ([`crate::domain::now_micros`]), then again every minute while the pool is open.
 pub async fn sync_clock(pool: &MySqlPool) -> anyhow::Result<()> {
     measure_clock(pool).await?;
-    let weak = pool.clone();
+    let pool = pool.clone();
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(CLOCK_SYNC_INTERVAL).await;
-            if weak.is_closed() {
+            if pool.is_closed() {
                 return;
             }
-            if let Err(err) = measure_clock(&weak).await {
+            if let Err(err) = measure_clock(&pool).await {
                 tracing::warn!(
                     error = format!("{err:#}"),
                     "measuring the database clock failed"
