@@ -252,7 +252,7 @@ async fn the_listing_pages_newest_first_with_a_cursor_and_filters_by_status() {
     assert_eq!(seen, expected);
 
     // Move one task along and filter.
-    taskflow_core::db::start_attempt(&app.pool, created[1])
+    taskflow_core::db::start_attempt(&app.pool, taskflow_core::db::Start::new(created[1]))
         .await
         .unwrap();
     let (_, _, processing) = app.get("/tasks?status=PROCESSING").await;

@@ -191,20 +191,6 @@ async fn a_panicking_job_is_retried_and_does_not_hold_its_prefetch_slot() {
     );
 }
 
-/// The worker's counter `name`, as `/metrics` shows it (0 before it is first counted).
-async fn worker_counter(app: &TestApp, name: &str) -> u64 {
-    let metrics = reqwest::get(format!("http://{}/metrics", app.worker_metrics.unwrap()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
-        .unwrap_or(0)
-}
-
 /// Checks `condition` every 25 ms until it holds, for at most the harness's event timeout.
 async fn eventually(mut condition: impl AsyncFnMut() -> bool) -> bool {
     tokio::time::timeout(taskflow_tests::EVENT_TIMEOUT, async {
@@ -252,9 +238,12 @@ async fn a_task_is_failed_only_once_its_dead_letter_is_confirmed() {
             json!({"message": "never", "transient_failures": 1_000_000}),
         )
         .await;
-    let requeued =
-        eventually(async || worker_counter(&app, "taskflow_deliveries_requeued_total").await >= 1)
-            .await;
+    let requeued = eventually(async || {
+        app.worker_counter("taskflow_deliveries_requeued_total")
+            .await
+            >= 1
+    })
+    .await;
     assert!(requeued, "the worker never failed to dead-letter the task");
     channel
         .queue_declare(
@@ -318,11 +307,12 @@ async fn a_delivery_requeued_over_and_over_is_parked_with_its_reason() {
     let reason = headers::reason(letter.properties.headers().as_ref()).unwrap_or_default();
     assert!(reason.contains("requeued"), "{reason}");
     assert_eq!(
-        worker_counter(&app, "taskflow_deliveries_parked_total").await,
+        app.worker_counter("taskflow_deliveries_parked_total").await,
         1
     );
     assert_eq!(
-        worker_counter(&app, "taskflow_deliveries_requeued_total").await,
+        app.worker_counter("taskflow_deliveries_requeued_total")
+            .await,
         3
     );
 }

@@ -99,7 +99,7 @@ async fn starting_a_task_ends_its_dispatch_without_waiting_for_the_apis_mark() {
     assert!(app.dispatch_due(id).await, "the API marks it only later");
 
     // Act: a worker starts it.
-    taskflow_core::db::start_attempt(&app.pool, id)
+    taskflow_core::db::start_attempt(&app.pool, taskflow_core::db::Start::new(id))
         .await
         .unwrap();
 
@@ -394,7 +394,7 @@ async fn a_task_stuck_processing_with_its_message_lost_is_dispatched_again() {
     app.take_message(&app.direct.amqp.queue)
         .await
         .expect("the task's message, now lost");
-    taskflow_core::db::start_attempt(&app.pool, id)
+    taskflow_core::db::start_attempt(&app.pool, taskflow_core::db::Start::new(id))
         .await
         .unwrap();
 
@@ -424,7 +424,7 @@ async fn the_stuck_task_sweep_never_waits_on_a_task_that_is_not_stuck() {
     })
     .await;
     let id = app.create_task("busy", json!({"message": "hi"})).await;
-    taskflow_core::db::start_attempt(&app.pool, id)
+    taskflow_core::db::start_attempt(&app.pool, taskflow_core::db::Start::new(id))
         .await
         .unwrap();
     let mut finishing = app.pool.begin().await.unwrap();
@@ -619,8 +619,8 @@ async fn a_batch_writers_connection_that_breaks_while_kept_costs_at_most_one_bat
         .execute(&app.pool)
         .await
         .unwrap();
-    let first = db::start_attempts(&writer, &[a, b]).await;
-    let second = db::start_attempts(&writer, &[c, d]).await;
+    let first = db::start_attempts(&writer, &[a, b].map(db::Start::new)).await;
+    let second = db::start_attempts(&writer, &[c, d].map(db::Start::new)).await;
 
     // Assert: the first batch may fail whole (nothing written), the next one works.
     let started = |result: &anyhow::Result<Started>| {

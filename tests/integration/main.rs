@@ -5,6 +5,7 @@ mod api_errors;
 mod clocks;
 mod contracts;
 mod edges;
+mod fencing;
 mod guarantees;
 mod idempotency;
 mod operations;

@@ -204,23 +204,30 @@ async fn a_duplicate_message_for_a_finished_task_changes_nothing_and_announces_n
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_redelivered_after_a_worker_died_mid_task_finishes_it_once() {
-    // Arrange: the task was marked PROCESSING by a worker that died before finishing it.
+    // Arrange: a consumer took the message and started the task, then died without settling.
     let mut app = TestApp::spawn_without_worker().await;
     let mut ws = app.ws().await;
     let id = app
         .create_task("resumed", json!({"message": "resumed"}))
         .await;
-    taskflow_core::db::start_attempt(&app.pool, id)
-        .await
-        .unwrap();
+    app.wait_until_dispatched(id).await;
+    app.take_and_abandon(async || {
+        taskflow_core::db::start_attempt(&app.pool, taskflow_core::db::Start::new(id))
+            .await
+            .unwrap();
+    })
+    .await;
 
     // Act: the broker redelivers the unacked message to a new worker.
     app.start_worker().await;
     let events = ws.wait_for(id, TaskStatus::Done).await;
 
-    // Assert: one terminal event, and no second PROCESSING.
+    // Assert: one terminal event, and no second PROCESSING; the redelivery took the attempt over.
     assert_eq!(statuses(&events), ["PENDING", "DONE"]);
-    assert_eq!(app.stored_status(id).await, TaskStatus::Done);
+    let task = app.get_task(id).await;
+    let attempts = task["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2, "{task}");
+    assert_eq!(attempts[1]["outcome"], "DONE");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -325,12 +332,14 @@ async fn batched_starts_and_finishes_give_each_task_what_one_by_one_calls_would(
         outcome: TaskStatus::Done,
         message: format!("done {id}"),
     };
-    db::start_attempt(&app.pool, done).await.unwrap();
+    db::start_attempt(&app.pool, taskflow_core::db::Start::new(done))
+        .await
+        .unwrap();
     let finished = db::finish_attempts(&writer, "w", &[finish(done, 1)]).await;
     assert!(matches!(finished[..], [Ok(Transition::Applied { .. })]));
 
     // Act + assert: every task PENDING takes the one-transaction path.
-    let started = db::start_attempts(&writer, &[a, b]).await;
+    let started = db::start_attempts(&writer, &[a, b].map(db::Start::new)).await;
     for result in started {
         assert!(matches!(
             result.unwrap(),
@@ -342,7 +351,9 @@ async fn batched_starts_and_finishes_give_each_task_what_one_by_one_calls_would(
         ));
     }
     // A task an operator retried keeps its count: its next attempt is 2, in any batch.
-    db::start_attempt(&app.pool, retried).await.unwrap();
+    db::start_attempt(&app.pool, taskflow_core::db::Start::new(retried))
+        .await
+        .unwrap();
     let failed = Finish {
         outcome: TaskStatus::Failed,
         ..finish(retried, 1)
@@ -353,7 +364,7 @@ async fn batched_starts_and_finishes_give_each_task_what_one_by_one_calls_would(
     db::retry_task(&app.pool, retried, std::time::Duration::from_secs(60))
         .await
         .unwrap();
-    let started: Vec<Started> = db::start_attempts(&writer, &[e, retried])
+    let started: Vec<Started> = db::start_attempts(&writer, &[e, retried].map(db::Start::new))
         .await
         .into_iter()
         .map(Result::unwrap)
@@ -361,22 +372,21 @@ async fn batched_starts_and_finishes_give_each_task_what_one_by_one_calls_would(
     assert!(matches!(started[0], Started::Attempt { attempt: 1, .. }));
     assert!(matches!(started[1], Started::Attempt { attempt: 2, .. }));
     // A batch with a finished task and a repeated id falls back to one call per task.
-    let started: Vec<Started> = db::start_attempts(&writer, &[c, done, d, d])
+    let started: Vec<Started> = db::start_attempts(&writer, &[c, done, d, d].map(db::Start::new))
         .await
         .into_iter()
         .map(Result::unwrap)
         .collect();
     assert!(matches!(started[0], Started::Attempt { attempt: 1, .. }));
     assert_eq!(started[1], Started::Skipped(TaskStatus::Done));
-    let mut d_attempts: Vec<u32> = started[2..]
-        .iter()
-        .map(|started| match started {
-            Started::Attempt { attempt, .. } => *attempt,
-            other => panic!("{other:?}"),
-        })
-        .collect();
-    d_attempts.sort();
-    assert_eq!(d_attempts, [1, 2], "the second delivery of d resumes it");
+    let d_started = &started[2..];
+    assert!(
+        d_started.contains(&Started::Held { attempt: 1 })
+            && d_started
+                .iter()
+                .any(|started| matches!(started, Started::Attempt { attempt: 1, .. })),
+        "one delivery of d starts it, the other finds it held: {d_started:?}"
+    );
 
     // One batch finishes each task with its own outcome and message, whatever their lengths.
     let long = "é🎉".repeat(10_000);

@@ -562,6 +562,44 @@ impl TestApp {
         message
     }
 
+    /// Takes the oldest message of the work queue as a consumer that then dies: unacked, its
+    /// channel closed, so the broker puts it back flagged `redelivered`. Runs `while_held`
+    /// while the message is held (what the doomed consumer did before it died).
+    pub async fn take_and_abandon(&self, while_held: impl AsyncFnOnce()) {
+        let (connection, channel) = self.amqp_channel().await;
+        let message = channel
+            .basic_get(
+                self.direct.amqp.queue.as_str().into(),
+                lapin::options::BasicGetOptions { no_ack: false },
+            )
+            .await
+            .expect("basic.get");
+        assert!(message.is_some(), "no message to take");
+        while_held().await;
+        connection
+            .close(200, "a consumer dies".into())
+            .await
+            .expect("closing the consumer's connection");
+    }
+
+    /// The worker's counter `name`, as its `/metrics` shows it (0 before it is first counted).
+    pub async fn worker_counter(&self, name: &str) -> u64 {
+        let address = self.worker_metrics.expect("an in-process worker");
+        let metrics = self
+            .http
+            .get(format!("http://{address}/metrics"))
+            .send()
+            .await
+            .expect("scraping the worker's metrics")
+            .text()
+            .await
+            .expect("reading the worker's metrics");
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
     /// Waits until `count` consumers are attached to this test's work queue.
     pub async fn wait_for_consumers(&self, count: u32) {
         let (connection, channel) = self.amqp_channel().await;

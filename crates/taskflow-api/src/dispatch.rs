@@ -101,7 +101,7 @@ async fn publish_after_commit(state: &AppState, message: &TaskCreated) {
     let id = message.task_id;
     match state
         .broker
-        .publish_task(id, &message.to_json(), state.settings.publish_timeout)
+        .publish_task(id, &message.to_json(), None, state.settings.publish_timeout)
         .await
     {
         Ok(()) => {
@@ -231,7 +231,12 @@ pub async fn relay(
             let broker = broker.clone();
             async move {
                 broker
-                    .publish_task(message.task_id, &message.body, publish_timeout)
+                    .publish_task(
+                        message.task_id,
+                        &message.body,
+                        message.supersedes,
+                        publish_timeout,
+                    )
                     .await
             }
         };

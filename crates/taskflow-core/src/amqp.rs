@@ -183,14 +183,20 @@ impl Broker {
     }
 
     /// Publishes a `task.created` message (already serialised) and returns once the broker
-    /// confirmed it, or fails after `PUBLISH_TIMEOUT`-like `timeout`.
+    /// confirmed it, or fails after `PUBLISH_TIMEOUT`-like `timeout`. `supersedes` names the
+    /// abandoned attempt a re-dispatch follows.
     pub async fn publish_task(
         &self,
         task_id: TaskId,
         body: &[u8],
+        supersedes: Option<u32>,
         timeout: Duration,
     ) -> anyhow::Result<()> {
-        let properties = persistent_json().with_message_id(task_id.to_string().into());
+        let mut properties = persistent_json().with_message_id(task_id.to_string().into());
+        if let Some(attempt) = supersedes {
+            properties =
+                properties.with_headers(headers::superseding(FieldTable::default(), attempt));
+        }
         let publish = async {
             let channel = self.channel(None).await?;
             confirmed_publish(
@@ -433,6 +439,8 @@ pub mod headers {
     pub const ATTEMPT: &str = "x-taskflow-attempt";
     pub const ERRORS: &str = "x-taskflow-errors";
     pub const REASON: &str = "x-taskflow-reason";
+    /// The task's attempt (its number on the row) that this message was published to follow.
+    pub const SUPERSEDES: &str = "x-taskflow-supersedes";
     /// The attempt history kept with a message is capped, so a long retry chain stays small.
     const MAX_ERRORS: usize = 20;
 
@@ -448,6 +456,25 @@ pub mod headers {
             _ => 1,
         };
         u32::try_from(number.max(1)).unwrap_or(1)
+    }
+
+    /// The attempt a message was published to follow, if it says.
+    pub fn supersedes(headers: Option<&FieldTable>) -> Option<u32> {
+        match headers?.inner().get(SUPERSEDES)? {
+            AMQPValue::LongLongInt(n) => u32::try_from(*n).ok(),
+            AMQPValue::LongInt(n) => u32::try_from(*n).ok(),
+            AMQPValue::LongUInt(n) => Some(*n),
+            _ => None,
+        }
+    }
+
+    /// `table` with the attempt the message follows.
+    pub fn superseding(mut table: FieldTable, attempt: u32) -> FieldTable {
+        table.insert(
+            SUPERSEDES.into(),
+            AMQPValue::LongLongInt(i64::from(attempt)),
+        );
+        table
     }
 
     /// Why a dead letter is in the dead-letter queue.

@@ -61,6 +61,7 @@ impl Worker {
             settings: settings.clone(),
             context: Arc::new(Context {
                 starts: process::start_batcher(pool.clone(), settings.worker.prefetch),
+                task_lease: settings.recovery.task_lease,
                 finishes: process::finish_batcher(
                     pool.clone(),
                     settings.worker.name.clone(),

@@ -23,6 +23,10 @@ pub struct WorkerMetrics {
     pub requeues: IntCounter,
     /// Deliveries parked after too many immediate requeues in a row.
     pub parked: IntCounter,
+    /// Duplicate deliveries acked unrun: another delivery holds their task's attempt.
+    pub held: IntCounter,
+    /// Finishes and retries rejected: a later attempt had taken their task over.
+    pub fenced: IntCounter,
     /// `queue_wait`, `run` and `end_to_end`, by outcome.
     pub durations: HistogramVec,
 }
@@ -61,6 +65,16 @@ impl WorkerMetrics {
             parked: registered(&registry, IntCounter::new(
                 "taskflow_deliveries_parked_total",
                 "Deliveries parked in <queue>.parked after WORKER_MAX_REQUEUES immediate requeues in a row.",
+            )
+            .expect("valid metric")),
+            held: registered(&registry, IntCounter::new(
+                "taskflow_deliveries_held_total",
+                "Duplicate deliveries acked without running their task: another delivery holds its current attempt.",
+            )
+            .expect("valid metric")),
+            fenced: registered(&registry, IntCounter::new(
+                "taskflow_attempts_fenced_total",
+                "Finishes and retries rejected because a later attempt had taken the task over.",
             )
             .expect("valid metric")),
             durations: registered(&registry, HistogramVec::new(

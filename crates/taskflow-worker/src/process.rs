@@ -9,6 +9,7 @@
 //! and are dead-lettered with their history.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
 
 use futures_util::FutureExt as _;
@@ -19,7 +20,7 @@ use taskflow_core::amqp::{Broker, headers};
 use taskflow_core::batch::Batcher;
 use taskflow_core::config::RetrySettings;
 use taskflow_core::contract::{StatusEvent, TaskCreated};
-use taskflow_core::db::{self, AttemptRecord, Finish, Started, Transition};
+use taskflow_core::db::{self, AttemptRecord, Finish, Start, Started, Transition};
 use taskflow_core::domain::{TaskId, TaskStatus};
 use taskflow_core::status_bus::StatusPublisher;
 use tracing::Instrument as _;
@@ -31,7 +32,9 @@ use crate::metrics::WorkerMetrics;
 pub struct Context {
     pub pool: MySqlPool,
     /// Starts attempts, many per transaction when deliveries arrive together.
-    pub starts: Batcher<TaskId, Started>,
+    pub starts: Batcher<Start, Started>,
+    /// `TASK_LEASE_SECONDS`: how long an attempt belongs to its holder without a redelivery.
+    pub task_lease: std::time::Duration,
     /// Finishes attempts, many per transaction when they end together.
     pub finishes: Batcher<Finish, Transition>,
     pub statuses: StatusPublisher,
@@ -69,14 +72,23 @@ enum Settle {
 /// Processes one delivery and settles it. Never panics on bad input.
 pub async fn handle(ctx: &Context, delivery: Delivery) {
     let attempt = headers::attempt(delivery.properties.headers().as_ref());
+    // The task's attempt this delivery holds, once it holds one: a retry it schedules follows
+    // that attempt, so the retry may take it over.
+    let held = AtomicU32::new(0);
     let (task_id, outcome) = match TaskCreated::from_json(&delivery.data) {
         Ok(message) => {
             let id = message.task_id;
+            let start = Start {
+                task_id: id,
+                redelivered: delivery.redelivered,
+                supersedes: headers::supersedes(delivery.properties.headers().as_ref()),
+                lease: ctx.task_lease,
+            };
             let span = tracing::info_span!("task", task_id = %id, attempt);
             // A panic must not end this handler before it settles the delivery: the broker
             // would hold the unsettled delivery, and its prefetch slot, until the channel
             // closes. A panic is treated as a transient failure, so its retries are bounded.
-            let processed = std::panic::AssertUnwindSafe(process(ctx, message))
+            let processed = std::panic::AssertUnwindSafe(process(ctx, message, start, &held))
                 .catch_unwind()
                 .instrument(span)
                 .await;
@@ -98,7 +110,7 @@ pub async fn handle(ctx: &Context, delivery: Delivery) {
         task_id = task_id.map(|id| id.to_string()),
         attempt
     );
-    let settle = settle(ctx, &delivery, task_id, attempt, outcome)
+    let settle = settle(ctx, &delivery, task_id, attempt, outcome, held.into_inner())
         .instrument(span)
         .await;
     let key = task_id.map_or_else(
@@ -218,14 +230,14 @@ const BATCH_RUNNERS: usize = 1;
 const MAX_BATCH: usize = 64;
 
 /// Starts the attempts of deliveries that arrive together in one transaction.
-pub fn start_batcher(pool: MySqlPool, prefetch: u16) -> Batcher<TaskId, Started> {
+pub fn start_batcher(pool: MySqlPool, prefetch: u16) -> Batcher<Start, Started> {
     let connections = db::KeptConnections::new(pool);
     Batcher::spawn(
         BATCH_RUNNERS,
         usize::from(prefetch).min(MAX_BATCH),
-        move |ids: Vec<TaskId>| {
+        move |starts: Vec<Start>| {
             let connections = connections.clone();
-            async move { db::start_attempts(&connections, &ids).await }
+            async move { db::start_attempts(&connections, &starts).await }
         },
     )
 }
@@ -249,10 +261,10 @@ pub fn finish_batcher(
     )
 }
 
-async fn process(ctx: &Context, message: TaskCreated) -> Outcome {
+async fn process(ctx: &Context, message: TaskCreated, start: Start, held: &AtomicU32) -> Outcome {
     let started = Instant::now();
     let id = message.task_id;
-    let (attempt, started_at) = match ctx.starts.call(id).await {
+    let (attempt, started_at) = match ctx.starts.call(start).await {
         Ok(Started::Attempt {
             attempt,
             from_pending,
@@ -265,12 +277,25 @@ async fn process(ctx: &Context, message: TaskCreated) -> Outcome {
                 );
                 announce(ctx, id, TaskStatus::Processing, updated_at, None).await;
             } else {
-                tracing::info!(attempt, "resuming a task whose earlier attempt never ended");
+                tracing::warn!(
+                    attempt,
+                    redelivered = start.redelivered,
+                    "taking over a task whose earlier attempt was abandoned"
+                );
             }
+            held.store(attempt, Ordering::Relaxed);
             (attempt, updated_at)
         }
         Ok(Started::Skipped(status)) => {
             tracing::info!(%status, "task not for this delivery (finished, or retried); nothing to do");
+            return Outcome::Settled;
+        }
+        Ok(Started::Held { attempt }) => {
+            ctx.metrics.held.inc();
+            tracing::info!(
+                holder = attempt,
+                "a duplicate delivery: another delivery holds the task's attempt; not running it again"
+            );
             return Outcome::Settled;
         }
         Ok(Started::NotFound) => return Outcome::Poison(format!("unknown task id {id}")),
@@ -285,11 +310,18 @@ async fn process(ctx: &Context, message: TaskCreated) -> Outcome {
     let (status, result) = match job::run(&message.payload, attempt) {
         Ok(finished) => finished,
         Err(transient) => {
-            if let Err(err) = db::record_retry(&ctx.pool, id, record, &transient.0).await {
-                tracing::warn!(
+            match db::record_retry(&ctx.pool, id, record, &transient.0).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    fenced(ctx, attempt);
+                    return Outcome::Settled;
+                }
+                // Retried anyway: the database may be what failed, and the next attempt's
+                // start decides.
+                Err(err) => tracing::warn!(
                     error = format!("{err:#}"),
                     "cannot record the failed attempt"
-                );
+                ),
             }
             return Outcome::Transient(transient.into());
         }
@@ -322,9 +354,23 @@ async fn process(ctx: &Context, message: TaskCreated) -> Outcome {
             tracing::info!(status = %current, "task finished by another delivery");
             Outcome::Settled
         }
+        Ok(Transition::Fenced { .. }) => {
+            fenced(ctx, attempt);
+            Outcome::Settled
+        }
         Ok(Transition::NotFound) => Outcome::Poison(format!("task {id} disappeared")),
         Err(err) => Outcome::Transient(err),
     }
+}
+
+/// A later attempt took the task over while this one ran: its result is history only, and the
+/// holder of the current attempt settles the task.
+fn fenced(ctx: &Context, attempt: u32) {
+    ctx.metrics.fenced.inc();
+    tracing::warn!(
+        task_attempt = attempt,
+        "a later attempt took the task over; this attempt's result is rejected"
+    );
 }
 
 async fn settle(
@@ -333,6 +379,7 @@ async fn settle(
     task_id: Option<TaskId>,
     attempt: u32,
     outcome: Outcome,
+    held: u32,
 ) -> Settle {
     let mut errors = headers::errors(delivery.properties.headers().as_ref());
     match outcome {
@@ -347,7 +394,10 @@ async fn settle(
             if attempt < ctx.retry.max_attempts {
                 let next = attempt + 1;
                 let delay = ctx.retry.jittered_delay_before(next, fastrand::f64());
-                let headers = headers::build(next, &errors, None);
+                let mut headers = headers::build(next, &errors, None);
+                if held > 0 {
+                    headers = headers::superseding(headers, held);
+                }
                 match ctx
                     .broker
                     .publish_retry(&delivery.data, headers, next, delay, ctx.publish_timeout)
@@ -399,7 +449,7 @@ async fn give_up(
                 )
                 .await;
             }
-            Ok(Transition::Skipped { .. } | Transition::NotFound) => {}
+            Ok(Transition::Skipped { .. } | Transition::Fenced { .. } | Transition::NotFound) => {}
             Err(err) => {
                 tracing::error!(%reason, error = format!("{err:#}"), "dead-lettered but cannot mark the task FAILED; requeueing");
                 return Settle::Requeue;

@@ -36,7 +36,7 @@ pub use self::outbox::{
     DispatchMark, OutboxMessage, RelayReport, mark_dispatched, redispatch_stuck_tasks, relay_outbox,
 };
 pub use self::processing::{
-    AttemptRecord, Finish, Started, Transition, fail_task, finish_attempt, finish_attempts,
+    AttemptRecord, Finish, Start, Started, Transition, fail_task, finish_attempt, finish_attempts,
     record_retry, start_attempt, start_attempts,
 };
 pub use self::tasks::{

@@ -22,13 +22,16 @@ use sqlx::{MySqlPool, QueryBuilder, Row as _};
 
 use super::push_id_list;
 use crate::contract::TaskCreated;
-use crate::domain::{TaskId, now_micros};
+use crate::domain::{TaskId, TaskStatus, now_micros};
 
 /// A message due for publishing.
 #[derive(Debug, Clone)]
 pub struct OutboxMessage {
     pub task_id: TaskId,
     pub body: Vec<u8>,
+    /// For a task PROCESSING (which only the stuck-task sweep makes due): the attempt found
+    /// abandoned, which the message's delivery takes over.
+    pub supersedes: Option<u32>,
 }
 
 /// A task's outbox mark as it was when its message was published: clearing it is a
@@ -104,7 +107,7 @@ where
     let claimed_until = now + CLAIM;
     let mut tx = pool.begin().await.context("starting a transaction")?;
     let rows = sqlx::query(
-        "SELECT id, CAST(payload AS CHAR) AS payload, created_at FROM tasks \
+        "SELECT id, CAST(payload AS CHAR) AS payload, created_at, status, attempts FROM tasks \
          WHERE dispatch_due_at <= ? ORDER BY dispatch_due_at LIMIT ? FOR UPDATE SKIP LOCKED",
     )
     .bind(now.naive_utc())
@@ -206,9 +209,16 @@ fn outbox_message(row: &sqlx::mysql::MySqlRow) -> anyhow::Result<OutboxMessage> 
         payload,
         requested_at: created_at.and_utc(),
     };
+    let status: TaskStatus = row
+        .try_get::<String, _>("status")?
+        .parse()
+        .context("decoding tasks.status")?;
+    let attempts: i32 = row.try_get("attempts")?;
     Ok(OutboxMessage {
         task_id,
         body: message.to_json(),
+        supersedes: (status == TaskStatus::Processing)
+            .then(|| u32::try_from(attempts).unwrap_or(0)),
     })
 }
 

@@ -1,7 +1,10 @@
 //! The worker's writes: starting an attempt, finishing it, recording a retry, failing a task.
 //!
 //! Every status change is conditional on the status the caller expects, so however many
-//! deliveries of a task race here, exactly one moves it to DONE or FAILED. Starting a task also
+//! deliveries of a task race here, exactly one moves it to DONE or FAILED. The attempt number on
+//! the row is a fencing token: only the delivery holding the current attempt may finish the task
+//! or record a retry, and another delivery takes an attempt over only when its holder is gone
+//! (see [`Start`]). Starting a task also
 //! clears its outbox mark (`dispatch_due_at`): a message that reached a worker is dispatched.
 //! The common path costs two statements per task, each its own commit: one UPDATE to start
 //! (PENDING → PROCESSING), and one that finishes the task and records its attempt on the row
@@ -9,6 +12,8 @@
 //! load both are shared by many tasks ([`start_attempts`], [`finish_attempts`]): a batch takes
 //! the common path for all its tasks in one transaction, or, if any task is off that path, each
 //! task takes the one-task path that handles every case.
+
+use std::time::Duration;
 
 use anyhow::Context as _;
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -31,16 +36,51 @@ pub enum Started {
     /// Not for this delivery: the task is DONE or FAILED already, or PENDING again after an
     /// operator's retry (whose own message will start it).
     Skipped(TaskStatus),
+    /// Another delivery holds the task's current attempt and may still be running it: this one
+    /// is a duplicate, and starting a second run would race the first.
+    Held {
+        attempt: u32,
+    },
     NotFound,
 }
 
-/// PENDING → PROCESSING (or resume PROCESSING) under a new attempt number.
-pub async fn start_attempt(pool: &MySqlPool, id: TaskId) -> anyhow::Result<Started> {
-    let mut conn = super::acquire(pool).await?;
-    start_one(&mut conn, id).await
+/// A delivery asking to start its task. If the task is PROCESSING, the delivery takes the
+/// attempt over only when the attempt's holder is gone or let it go: the delivery is
+/// `redelivered`, or it `supersedes` that attempt, or the attempt is older than `lease`. Any
+/// other copy is a duplicate while the holder works, and starts nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Start {
+    pub task_id: TaskId,
+    /// The broker's `redelivered` flag: this very message reached a consumer before, which let
+    /// it go unsettled (its channel closed: it died or lost the broker).
+    pub redelivered: bool,
+    /// The attempt this message was published to follow: a retry names the attempt that
+    /// failed, the stuck-task sweep the attempt it found abandoned.
+    pub supersedes: Option<u32>,
+    /// `TASK_LEASE_SECONDS`: an attempt unchanged for this long is abandoned.
+    pub lease: Duration,
 }
 
-async fn start_one(conn: &mut MySqlConnection, id: TaskId) -> anyhow::Result<Started> {
+impl Start {
+    /// A first delivery, with the default lease: as a test or a tool starts a task.
+    pub fn new(task_id: TaskId) -> Self {
+        Self {
+            task_id,
+            redelivered: false,
+            supersedes: None,
+            lease: Duration::from_secs(300),
+        }
+    }
+}
+
+/// PENDING → PROCESSING under a new attempt number, or a take-over of an abandoned attempt.
+pub async fn start_attempt(pool: &MySqlPool, start: Start) -> anyhow::Result<Started> {
+    let mut conn = super::acquire(pool).await?;
+    start_one(&mut conn, start).await
+}
+
+async fn start_one(conn: &mut MySqlConnection, start: Start) -> anyhow::Result<Started> {
+    let id = start.task_id;
     let now = now_micros();
     // The common path in one statement: LAST_INSERT_ID(expr) hands the new attempt number back
     // in the OK packet, so no SELECT is needed.
@@ -61,20 +101,25 @@ async fn start_one(conn: &mut MySqlConnection, id: TaskId) -> anyhow::Result<Sta
             updated_at: now,
         });
     }
-    resume_attempt(conn, id, now).await
+    resume_attempt(conn, start, now).await
 }
 
-/// [`start_attempt`] for many tasks, on a batch writer's connection, one result per id. The
+/// [`start_attempt`] for many tasks, on a batch writer's connection, one result per start. The
 /// common case, every task PENDING and never attempted (a new task), is one UPDATE in one
 /// transaction: each gets attempt 1.
-pub async fn start_attempts(db: &KeptConnections, ids: &[TaskId]) -> Vec<anyhow::Result<Started>> {
-    if let [id] = ids {
-        return vec![db.run(async |conn| start_one(conn, *id).await).await];
+pub async fn start_attempts(
+    db: &KeptConnections,
+    starts: &[Start],
+) -> Vec<anyhow::Result<Started>> {
+    if let [start] = starts {
+        return vec![db.run(async |conn| start_one(conn, *start).await).await];
     }
-    let one_by_one =
-        || futures_util::future::join_all(ids.iter().map(|&id| start_attempt(db.pool(), id)));
-    let batch = db.run(async |conn| start_all_new(conn, ids).await);
-    super::batch_or_one_by_one(ids.len(), "start", batch, one_by_one).await
+    let one_by_one = || {
+        futures_util::future::join_all(starts.iter().map(|&start| start_attempt(db.pool(), start)))
+    };
+    let ids: Vec<TaskId> = starts.iter().map(|start| start.task_id).collect();
+    let batch = db.run(async |conn| start_all_new(conn, &ids).await);
+    super::batch_or_one_by_one(starts.len(), "start", batch, one_by_one).await
 }
 
 /// Starts attempt 1 of every task of `ids`, if every one is PENDING and has no attempt yet (and
@@ -112,13 +157,15 @@ async fn start_all_new(
     Ok(Some(vec![started; ids.len()]))
 }
 
-/// The task was not PENDING: finished already, unknown, or PROCESSING under an attempt that
-/// never ended — which is closed in the history as abandoned before a new one starts.
+/// The task was not PENDING: finished already, unknown, or PROCESSING under an attempt. That
+/// attempt is taken over only if its holder is gone or let it go (see [`Start`]): it is closed
+/// in the history as abandoned, and the new attempt number fences its holder out.
 async fn resume_attempt(
     conn: &mut MySqlConnection,
-    id: TaskId,
+    start: Start,
     now: DateTime<Utc>,
 ) -> anyhow::Result<Started> {
+    let id = start.task_id;
     let mut tx = conn.begin().await.context("starting a transaction")?;
     let row = sqlx::query("SELECT status, attempts, updated_at FROM tasks WHERE id = ? FOR UPDATE")
         .bind(id.to_string())
@@ -141,6 +188,13 @@ async fn resume_attempt(
     }
     let previous = u32::try_from(row.try_get::<i32, _>("attempts")?).unwrap_or(0);
     let since: NaiveDateTime = row.try_get("updated_at")?;
+    let lease = chrono::TimeDelta::from_std(start.lease).unwrap_or(chrono::TimeDelta::MAX);
+    let abandoned = since.and_utc() + lease <= now;
+    let handed_over = start.supersedes == Some(previous);
+    if !start.redelivered && !handed_over && !abandoned {
+        tx.rollback().await.context("releasing the task row")?;
+        return Ok(Started::Held { attempt: previous });
+    }
     if previous > 0 {
         // IGNORE: the attempt may have recorded its own end (a retry) before it was abandoned.
         sqlx::query(
@@ -185,6 +239,11 @@ pub enum Transition {
     /// changed; nothing is to be announced.
     Skipped {
         current: TaskStatus,
+    },
+    /// The task is PROCESSING under a later attempt, which another delivery took over: this
+    /// attempt's holder is fenced out, and its result is only recorded in the history.
+    Fenced {
+        holder: u32,
     },
     NotFound,
 }
@@ -241,52 +300,25 @@ async fn finish_one(
     if finished.rows_affected() == 1 {
         return Ok(Transition::Applied { updated_at: now });
     }
-    finish_in_history(conn, id, record, outcome, message, now).await
+    finish_in_history(conn, id, record, now).await
 }
 
 /// A finish off the common path: the task is finished already, or PROCESSING under a later
-/// attempt (this one was taken for abandoned). The attempt goes into `task_attempts`, with the
-/// status change if there is one to make.
+/// attempt that fenced this one out. Nothing changes but the history, where this attempt's
+/// record replaces the guess that it was abandoned.
 async fn finish_in_history(
     conn: &mut MySqlConnection,
     id: TaskId,
     record: AttemptRecord<'_>,
-    outcome: TaskStatus,
-    message: &str,
     now: DateTime<Utc>,
 ) -> anyhow::Result<Transition> {
-    let mut tx = conn.begin().await.context("starting a transaction")?;
-    let result = sqlx::query(
-        "UPDATE tasks FORCE INDEX (PRIMARY) \
-         SET status = ?, updated_at = ?, finished_at = ?, message = ? \
-         WHERE id = ? AND status = 'PROCESSING'",
-    )
-    .bind(outcome.as_str())
-    .bind(now.naive_utc())
-    .bind(now.naive_utc())
-    .bind(message)
-    .bind(id.to_string())
-    .execute(&mut *tx)
-    .await
-    .with_context(|| format!("moving task {id} to {outcome}"))?;
-    if result.rows_affected() == 0 {
-        tx.rollback().await.context("ending the transaction")?;
-        // Another delivery finished the task while this attempt ran.
-        insert_attempt(
-            &mut *conn,
-            id,
-            record,
-            now,
-            None,
-            Some("superseded: another delivery finished the task"),
-        )
-        .await?;
-        return current_status(&mut *conn, id).await;
-    }
-    let (attempt_outcome, error) = attempt_outcome(outcome, message);
-    insert_attempt(&mut *tx, id, record, now, Some(attempt_outcome), error).await?;
-    tx.commit().await.context("committing the status change")?;
-    Ok(Transition::Applied { updated_at: now })
+    let transition = current_state(&mut *conn, id, record.attempt).await?;
+    let note = match transition {
+        Transition::Fenced { .. } => "fenced: a later attempt took the task over",
+        _ => "superseded: another delivery finished the task",
+    };
+    insert_attempt(&mut *conn, id, record, now, None, Some(note)).await?;
+    Ok(transition)
 }
 
 /// One finished attempt, as [`finish_attempts`] takes it.
@@ -410,15 +442,6 @@ fn push_case<'f, T>(
     query.push(" END");
 }
 
-/// What the history says of an attempt that moved its task to `status`.
-fn attempt_outcome(status: TaskStatus, message: &str) -> (AttemptOutcome, Option<&str>) {
-    if status == TaskStatus::Done {
-        (AttemptOutcome::Done, None)
-    } else {
-        (AttemptOutcome::Failed, Some(message))
-    }
-}
-
 /// PENDING or PROCESSING → FAILED: the task is given up on (attempts exhausted, or its message
 /// is dead-lettered).
 pub async fn fail_task(pool: &MySqlPool, id: TaskId, reason: &str) -> anyhow::Result<Transition> {
@@ -442,23 +465,33 @@ pub async fn fail_task(pool: &MySqlPool, id: TaskId, reason: &str) -> anyhow::Re
     }
 }
 
-/// Records `record` as a transient failure that will be retried. Best effort: the database may
-/// be what failed.
+/// Records `record` as a transient failure, if its delivery still holds the attempt: `false`
+/// when a later attempt fenced it out (that attempt's holder decides what happens next).
 pub async fn record_retry(
     pool: &MySqlPool,
     id: TaskId,
     record: AttemptRecord<'_>,
     error: &str,
-) -> anyhow::Result<()> {
-    insert_attempt(
-        pool,
-        id,
-        record,
-        now_micros(),
-        Some(AttemptOutcome::Retry),
-        Some(error),
-    )
+) -> anyhow::Result<bool> {
+    let recorded = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO task_attempts (task_id, attempt, worker, started_at, finished_at, outcome, error) \
+         SELECT id, ?, ?, ?, ?, ?, ? FROM tasks \
+         WHERE id = ? AND status = 'PROCESSING' AND attempts = ?{ON_DUPLICATE_ATTEMPT}"
+    )))
+    .bind(record.attempt)
+    .bind(record.worker)
+    .bind(record.started_at.naive_utc())
+    .bind(now_micros().naive_utc())
+    .bind(AttemptOutcome::Retry.as_str())
+    .bind(error)
+    .bind(id.to_string())
+    .bind(record.attempt)
+    .execute(pool)
     .await
+    .with_context(|| format!("recording attempt {} of task {id}", record.attempt))?;
+    // An upsert that changes a row reports 2; one that finds it unchanged, 0 — but only a row
+    // that passed the WHERE can be there.
+    Ok(recorded.rows_affected() > 0 || holds_attempt(pool, id, record.attempt).await?)
 }
 
 /// An attempt's own record replaces an earlier guess about it.
@@ -491,6 +524,39 @@ async fn insert_attempt<'e>(
     .await
     .with_context(|| format!("recording attempt {} of task {id}", record.attempt))?;
     Ok(())
+}
+
+/// Whether the task is PROCESSING under `attempt`.
+async fn holds_attempt(pool: &MySqlPool, id: TaskId, attempt: u32) -> anyhow::Result<bool> {
+    Ok(matches!(
+        current_state(pool, id, attempt).await?,
+        Transition::Skipped {
+            current: TaskStatus::Processing
+        }
+    ))
+}
+
+/// Where the task stands for the holder of `attempt`, after a change that did not apply.
+async fn current_state<'e>(
+    executor: impl sqlx::MySqlExecutor<'e>,
+    id: TaskId,
+    attempt: u32,
+) -> anyhow::Result<Transition> {
+    let row: Option<(String, i32)> =
+        sqlx::query_as("SELECT status, attempts FROM tasks WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(executor)
+            .await
+            .with_context(|| format!("reading the status of task {id}"))?;
+    let Some((status, attempts)) = row else {
+        return Ok(Transition::NotFound);
+    };
+    let current: TaskStatus = status.parse().context("decoding tasks.status")?;
+    let holder = u32::try_from(attempts).unwrap_or(0);
+    if current == TaskStatus::Processing && holder != attempt {
+        return Ok(Transition::Fenced { holder });
+    }
+    Ok(Transition::Skipped { current })
 }
 
 async fn current_status<'e>(
