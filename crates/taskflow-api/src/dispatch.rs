@@ -74,7 +74,10 @@ pub fn dispatch_after_commit(
     };
     let state = state.clone();
     tokio::spawn(async move {
-        announce(&state, &event).await;
+        state
+            .statuses
+            .announce(&event, &state.metrics.announcements)
+            .await;
         publish_after_commit(&state, &message).await;
         drop(permit);
     });
@@ -122,19 +125,6 @@ async fn publish_after_commit(state: &AppState, message: &TaskCreated) {
                 "publish failed; the outbox relay will dispatch the task"
             );
         }
-    }
-}
-
-/// Announces a status change the API made (a new task, a retry) on the status channel. The
-/// change is committed already: a Redis failure is logged, not an error for the client.
-async fn announce(state: &AppState, event: &StatusEvent) {
-    state
-        .metrics
-        .transitions
-        .with_label_values(&[event.status.as_str()])
-        .inc();
-    if let Err(err) = state.statuses.publish(event).await {
-        tracing::warn!(task_id = %event.task_id, error = format!("{err:#}"), "status change not announced");
     }
 }
 

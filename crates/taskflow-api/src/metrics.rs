@@ -7,12 +7,11 @@
 use std::time::Duration;
 
 use prometheus::{
-    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry,
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntGauge, IntGaugeVec, Opts, Registry,
 };
 use salvo::prelude::*;
 use taskflow_core::amqp::QueueKind;
-use taskflow_core::metrics::registered;
+use taskflow_core::metrics::{Announcements, registered};
 
 use crate::state::AppState;
 
@@ -21,7 +20,7 @@ const GAUGE_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct ApiMetrics {
     registry: Registry,
     pub tasks_created: IntCounter,
-    pub transitions: IntCounterVec,
+    pub announcements: Announcements,
     pub publish_failures: IntCounter,
     pub outbox_relayed: IntCounter,
     pub outbox_parked: IntCounter,
@@ -45,14 +44,7 @@ impl ApiMetrics {
                 "Tasks accepted by POST /tasks.",
             )
             .expect("valid metric")),
-            transitions: registered(&registry, IntCounterVec::new(
-                Opts::new(
-                    "taskflow_task_transitions_total",
-                    "Status changes made by this process, by the status entered.",
-                ),
-                &["status"],
-            )
-            .expect("valid metric")),
+            announcements: Announcements::registered(&registry),
             publish_failures: registered(&registry, IntCounter::new(
                 "taskflow_publish_failures_total",
                 "task.created publishes that failed (left to, or retried by, the outbox relay).",

@@ -1,36 +1,14 @@
 //! The API's representations: what goes over HTTP, described for OpenAPI.
 //!
-//! The domain types in `taskflow-core` know no framework, so the shapes that carry OpenAPI
-//! schemas live here and are built from them. The integration suite's snapshots pin that both
-//! serialise the same JSON.
+//! The domain types in `taskflow-core` know no framework; its enums carry OpenAPI schemas
+//! through its `openapi` feature, and the structs (whose fields are private types there) are
+//! mirrored here and built from the domain's. The integration suite's snapshots pin the JSON.
 
 use chrono::{DateTime, Utc};
 use salvo::oapi::ToSchema;
 use serde::Serialize;
 use taskflow_core::domain::{Attempt, AttemptOutcome, Task, TaskDetail, TaskStatus};
 use uuid::Uuid;
-
-/// Where a task is in its life: `PENDING → PROCESSING → DONE | FAILED`.
-#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
-#[serde(rename_all = "UPPERCASE")]
-#[salvo(schema(name = "TaskStatus"))]
-pub enum Status {
-    Pending,
-    Processing,
-    Done,
-    Failed,
-}
-
-impl From<TaskStatus> for Status {
-    fn from(status: TaskStatus) -> Self {
-        match status {
-            TaskStatus::Pending => Self::Pending,
-            TaskStatus::Processing => Self::Processing,
-            TaskStatus::Done => Self::Done,
-            TaskStatus::Failed => Self::Failed,
-        }
-    }
-}
 
 /// A task.
 #[derive(Debug, Serialize, ToSchema)]
@@ -41,7 +19,7 @@ pub struct TaskBody {
     pub title: String,
     /// A JSON object, or null.
     pub payload: Option<serde_json::Map<String, serde_json::Value>>,
-    pub status: Status,
+    pub status: TaskStatus,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
@@ -59,23 +37,13 @@ impl From<Task> for TaskBody {
             task_id: task.task_id.as_uuid(),
             title: task.title.as_str().to_owned(),
             payload,
-            status: task.status.into(),
+            status: task.status,
             created_at: task.created_at,
             updated_at: task.updated_at,
             finished_at: task.finished_at,
             message: task.message,
         }
     }
-}
-
-/// How one processing attempt ended: `RETRY` is a transient failure that was retried.
-#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
-#[serde(rename_all = "UPPERCASE")]
-#[salvo(schema(name = "Outcome"))]
-pub enum Outcome {
-    Done,
-    Failed,
-    Retry,
 }
 
 /// One processing attempt of a task.
@@ -86,7 +54,7 @@ pub struct AttemptBody {
     pub worker: String,
     pub started_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
-    pub outcome: Option<Outcome>,
+    pub outcome: Option<AttemptOutcome>,
     pub error: Option<String>,
 }
 
@@ -97,11 +65,7 @@ impl From<Attempt> for AttemptBody {
             worker: attempt.worker,
             started_at: attempt.started_at,
             finished_at: attempt.finished_at,
-            outcome: attempt.outcome.map(|outcome| match outcome {
-                AttemptOutcome::Done => Outcome::Done,
-                AttemptOutcome::Failed => Outcome::Failed,
-                AttemptOutcome::Retry => Outcome::Retry,
-            }),
+            outcome: attempt.outcome,
             error: attempt.error,
         }
     }

@@ -16,8 +16,8 @@ use lapin::options::{
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer, ExchangeKind};
 
+use crate::backoff::{Backoff, Tries, retry_connect};
 use crate::config::{AmqpSettings, QueueType};
-use crate::connect::retry_connect;
 use crate::domain::TaskId;
 
 /// AMQP delivery mode 2: the broker writes the message to disk, so a broker restart keeps it.
@@ -92,10 +92,12 @@ pub struct Broker {
     link: tokio::sync::Mutex<Link>,
 }
 
-#[derive(Default)]
 struct Link {
     open: Option<OpenLink>,
-    last_failure: Option<Instant>,
+    /// Failed reconnects in a row; until `retry_at`, calls fail at once rather than each
+    /// trying again.
+    reconnects: Tries,
+    retry_at: Option<Instant>,
 }
 
 struct OpenLink {
@@ -105,9 +107,14 @@ struct OpenLink {
     declared: HashSet<String>,
 }
 
-/// After a failed reconnect, calls fail at once for this long rather than all trying again.
-const RECONNECT_PAUSE: Duration = Duration::from_millis(500);
 const RECONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Link {
+    fn failed_reconnect(&mut self) {
+        let wait = self.reconnects.failed().unwrap_or(Backoff::RECONNECT.cap);
+        self.retry_at = Some(Instant::now() + wait);
+    }
+}
 
 impl Broker {
     /// Connects (retrying as `RABBITMQ_CONNECT_*` say) and declares the topology.
@@ -118,7 +125,8 @@ impl Broker {
             settings: settings.clone(),
             link: tokio::sync::Mutex::new(Link {
                 open: Some(open),
-                last_failure: None,
+                reconnects: Tries::new(Backoff::RECONNECT),
+                retry_at: None,
             }),
         })
     }
@@ -132,10 +140,7 @@ impl Broker {
             .as_ref()
             .is_some_and(|open| open.channel.status().connected());
         if !alive {
-            if link
-                .last_failure
-                .is_some_and(|failed| failed.elapsed() < RECONNECT_PAUSE)
-            {
+            if link.retry_at.is_some_and(|at| Instant::now() < at) {
                 anyhow::bail!("RabbitMQ is unreachable (reconnect failed moments ago)");
             }
             let reopened = async {
@@ -153,14 +158,15 @@ impl Broker {
                             let _ = dead.connection.close(200, "replaced".into()).await;
                         });
                     }
-                    link.last_failure = None;
+                    link.reconnects.succeeded();
+                    link.retry_at = None;
                 }
                 Ok(Err(err)) => {
-                    link.last_failure = Some(Instant::now());
+                    link.failed_reconnect();
                     return Err(err);
                 }
                 Err(_) => {
-                    link.last_failure = Some(Instant::now());
+                    link.failed_reconnect();
                     anyhow::bail!("reconnecting to RabbitMQ timed out");
                 }
             }
@@ -456,6 +462,24 @@ pub mod headers {
             _ => 1,
         };
         u32::try_from(number.max(1)).unwrap_or(1)
+    }
+
+    /// Set on a retry whose delivery failed to start its task, not knowing whether the start
+    /// took effect: like a broker's redelivery, it may take over the attempt it finds.
+    pub const REDELIVERY: &str = "x-taskflow-redelivery";
+
+    /// Whether a message is a [`REDELIVERY`].
+    pub fn is_redelivery(headers: Option<&FieldTable>) -> bool {
+        matches!(
+            headers.and_then(|h| h.inner().get(REDELIVERY)),
+            Some(AMQPValue::Boolean(true))
+        )
+    }
+
+    /// `table` marked as a [`REDELIVERY`].
+    pub fn redelivery(mut table: FieldTable) -> FieldTable {
+        table.insert(REDELIVERY.into(), AMQPValue::Boolean(true));
+        table
     }
 
     /// The attempt a message was published to follow, if it says.

@@ -7,6 +7,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use crate::backoff::Backoff;
+
 /// Everything the API and the worker read at start-up. Each process uses its part.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -152,19 +154,13 @@ pub struct RetrySettings {
 }
 
 impl RetrySettings {
-    /// The nominal delay before attempt `next` (2, 3, …), before jitter.
-    pub fn delay_before(&self, next: u32) -> Duration {
-        let exponent = next.saturating_sub(2).min(64) as i32;
-        let delay = self.base_delay.as_secs_f64() * self.factor.powi(exponent);
-        Duration::from_secs_f64(delay.min(self.max_delay.as_secs_f64()))
-    }
-
-    /// The delay with "equal jitter": uniformly in [delay/2, delay], so retries of tasks that
-    /// failed together spread out, and a retry never comes much earlier than planned.
-    /// `unit` is a random number in [0, 1).
-    pub fn jittered_delay_before(&self, next: u32, unit: f64) -> Duration {
-        let delay = self.delay_before(next);
-        delay.mul_f64(0.5 + 0.5 * unit.clamp(0.0, 1.0))
+    /// The delays between attempts: after attempt `n` fails, `backoff().jittered(n, …)`.
+    pub fn backoff(&self) -> Backoff {
+        Backoff {
+            first: self.base_delay,
+            factor: self.factor,
+            cap: self.max_delay,
+        }
     }
 }
 
@@ -190,12 +186,13 @@ pub struct ConnectRetry {
 }
 
 impl ConnectRetry {
-    /// The wait after failed attempt `n` (1-based): the backoff doubled each time, at most 30 s.
-    pub fn delay_after(&self, attempt: u32) -> Duration {
-        let factor = 2u32.saturating_pow(attempt.saturating_sub(1).min(16));
-        self.backoff
-            .saturating_mul(factor)
-            .min(Duration::from_secs(30))
+    /// The waits between attempts: the backoff doubled each time, at most 30 s.
+    pub fn backoff(&self) -> Backoff {
+        Backoff {
+            first: self.backoff,
+            factor: 2.0,
+            cap: Duration::from_secs(30),
+        }
     }
 }
 
@@ -665,34 +662,5 @@ mod tests {
             settings.api.cors_allow_origins,
             ["https://dashboard.example", "http://localhost:5173"]
         );
-    }
-
-    #[test]
-    fn retry_delays_grow_by_the_factor_up_to_the_cap_with_bounded_jitter() {
-        let retry = RetrySettings {
-            max_attempts: 5,
-            base_delay: Duration::from_millis(100),
-            factor: 3.0,
-            max_delay: Duration::from_millis(500),
-        };
-        assert_eq!(retry.delay_before(2), Duration::from_millis(100));
-        assert_eq!(retry.delay_before(3), Duration::from_millis(300));
-        assert_eq!(retry.delay_before(4), Duration::from_millis(500));
-        assert_eq!(
-            retry.jittered_delay_before(3, 0.0),
-            Duration::from_millis(150)
-        );
-        assert_eq!(retry.jittered_delay_before(3, 0.999_999).as_millis(), 299);
-    }
-
-    #[test]
-    fn connect_backoff_doubles_up_to_a_cap() {
-        let retry = ConnectRetry {
-            attempts: 10,
-            backoff: Duration::from_secs(2),
-        };
-        assert_eq!(retry.delay_after(1), Duration::from_secs(2));
-        assert_eq!(retry.delay_after(3), Duration::from_secs(8));
-        assert_eq!(retry.delay_after(10), Duration::from_secs(30));
     }
 }

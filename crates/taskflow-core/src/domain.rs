@@ -132,9 +132,10 @@ fn json_kind(value: &serde_json::Value) -> &'static str {
     }
 }
 
-/// Where a task is in its life. The only legal paths are
-/// `PENDING → PROCESSING → DONE | FAILED`.
+/// Where a task is in its life: `PENDING → PROCESSING → DONE | FAILED`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(salvo_oapi::ToSchema))]
+#[cfg_attr(feature = "openapi", salvo(schema(name = "TaskStatus")))]
 #[serde(rename_all = "UPPERCASE")]
 pub enum TaskStatus {
     Pending,
@@ -205,13 +206,14 @@ pub struct Task {
     pub message: Option<String>,
 }
 
-/// How one processing attempt ended.
+/// How one processing attempt ended: `RETRY` is a transient failure that was retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(salvo_oapi::ToSchema))]
+#[cfg_attr(feature = "openapi", salvo(schema(name = "Outcome")))]
 #[serde(rename_all = "UPPERCASE")]
 pub enum AttemptOutcome {
     Done,
     Failed,
-    /// A transient failure: the task was scheduled to be tried again.
     Retry,
 }
 

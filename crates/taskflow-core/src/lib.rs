@@ -4,9 +4,9 @@
 //! It knows no HTTP framework: the API and the worker are thin layers over it.
 
 pub mod amqp;
+pub mod backoff;
 pub mod batch;
 pub mod config;
-pub mod connect;
 pub mod contract;
 pub mod db;
 pub mod domain;

@@ -10,8 +10,10 @@ use futures_util::StreamExt as _;
 use redis::AsyncCommands as _;
 use redis::aio::ConnectionManager;
 
+use crate::backoff::{Backoff, Tries};
 use crate::config::RedisSettings;
 use crate::contract::StatusEvent;
+use crate::metrics::Announcements;
 
 /// How long a Redis command (or a reconnect) may take before it fails.
 const RESPONSE_TIMEOUT: Duration = Duration::from_millis(500);
@@ -54,6 +56,20 @@ impl StatusPublisher {
         published
             .with_context(|| format!("publishing {} for task {}", event.status, event.task_id))?;
         Ok(())
+    }
+
+    /// Announces a status change just committed: counted, and published on the status
+    /// channel. Being committed, the change stands whatever Redis does, so a failure is
+    /// logged and counted, not returned: WebSocket clients resynchronise from the REST API.
+    pub async fn announce(&self, event: &StatusEvent, counts: &Announcements) {
+        counts
+            .transitions
+            .with_label_values(&[event.status.as_str()])
+            .inc();
+        if let Err(err) = self.publish(event).await {
+            counts.failures.inc();
+            tracing::warn!(task_id = %event.task_id, status = %event.status, error = format!("{err:#}"), "status change not announced");
+        }
     }
 
     /// A round trip to Redis, for health checks.
@@ -155,7 +171,7 @@ pub async fn relay_status_events(
     shutdown: impl Future<Output = ()>,
 ) {
     let run = async {
-        let mut delay = Duration::from_millis(100);
+        let mut tries = Tries::new(Backoff::RECONNECT);
         let mut had_subscription = false;
         loop {
             let subscribed = tokio::time::timeout(settings.keepalive, subscribe(&settings))
@@ -165,7 +181,7 @@ pub async fn relay_status_events(
                 Ok(pubsub) => {
                     tracing::info!(channel = %settings.channel, "subscribed to status events");
                     liveness.heard();
-                    delay = Duration::from_millis(100);
+                    tries.succeeded();
                     deliver(if had_subscription {
                         Relayed::Resubscribed
                     } else {
@@ -203,13 +219,13 @@ pub async fn relay_status_events(
                     tracing::warn!(channel = %settings.channel, reason, "status subscription lost; resubscribing");
                 }
                 Err(err) => {
+                    let delay = tries.failed().unwrap_or(Backoff::RECONNECT.cap);
                     tracing::warn!(
                         error = format!("{err:#}"),
                         retry_in_ms = delay.as_millis() as u64,
                         "cannot subscribe to status events"
                     );
                     tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(5));
                 }
             }
         }

@@ -17,6 +17,7 @@ use anyhow::Context as _;
 use futures_util::StreamExt as _;
 use lapin::options::BasicCancelOptions;
 use taskflow_core::amqp::{self, Broker};
+use taskflow_core::backoff::{Backoff, Tries};
 use taskflow_core::config::Settings;
 use taskflow_core::db;
 use taskflow_core::status_bus::StatusPublisher;
@@ -111,7 +112,7 @@ impl Worker {
         tracing::info!(address = %self.metrics_addr, "worker metrics listening");
         // The broker sends at most `prefetch` unacked deliveries, which bounds this set.
         let mut in_progress = JoinSet::new();
-        let mut reconnect_delay = Duration::from_millis(100);
+        let mut reconnects = Tries::new(Backoff::RECONNECT);
         let mut current: Option<Consuming> = None;
 
         'consume: loop {
@@ -126,20 +127,20 @@ impl Worker {
             let (consuming, mut consumer) = match opened {
                 Ok(opened) => opened,
                 Err(err) => {
+                    let delay = reconnects.failed().unwrap_or(Backoff::RECONNECT.cap);
                     tracing::warn!(
                         error = format!("{err:#}"),
-                        retry_in_ms = reconnect_delay.as_millis() as u64,
+                        retry_in_ms = delay.as_millis() as u64,
                         "cannot consume; retrying"
                     );
                     tokio::select! {
                         () = &mut shutdown => break 'consume,
-                        () = tokio::time::sleep(reconnect_delay) => {}
+                        () = tokio::time::sleep(delay) => {}
                     }
-                    reconnect_delay = (reconnect_delay * 2).min(Duration::from_secs(5));
                     continue;
                 }
             };
-            reconnect_delay = Duration::from_millis(100);
+            reconnects.succeeded();
             current = Some(consuming);
             loop {
                 tokio::select! {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry};
 use salvo::prelude::*;
-use taskflow_core::metrics::registered;
+use taskflow_core::metrics::{Announcements, registered};
 
 /// Buckets from 1 ms to 5 min: queue waits grow long when workers fall behind.
 const SECONDS_BUCKETS: [f64; 14] = [
@@ -14,10 +14,9 @@ const SECONDS_BUCKETS: [f64; 14] = [
 
 pub struct WorkerMetrics {
     registry: Registry,
-    pub transitions: IntCounterVec,
+    pub announcements: Announcements,
     pub retries: IntCounter,
     pub dead_lettered: IntCounterVec,
-    pub status_publish_failures: IntCounter,
     pub handler_panics: IntCounter,
     /// Deliveries put back for immediate redelivery.
     pub requeues: IntCounter,
@@ -35,21 +34,12 @@ impl WorkerMetrics {
     pub fn new() -> Self {
         let registry = Registry::new();
         Self {
-            transitions: registered(&registry, IntCounterVec::new(
-                Opts::new("taskflow_task_transitions_total", "Status changes made by this process, by the status entered."),
-                &["status"],
-            )
-            .expect("valid metric")),
+            announcements: Announcements::registered(&registry),
             retries: registered(&registry, IntCounter::new("taskflow_task_retries_total", "Transient failures scheduled for another attempt.")
                 .expect("valid metric")),
             dead_lettered: registered(&registry, IntCounterVec::new(
                 Opts::new("taskflow_tasks_dead_lettered_total", "Messages sent to the dead-letter queue, by reason (poison, exhausted)."),
                 &["reason"],
-            )
-            .expect("valid metric")),
-            status_publish_failures: registered(&registry, IntCounter::new(
-                "taskflow_status_publish_failures_total",
-                "Status changes committed but not announced on Redis.",
             )
             .expect("valid metric")),
             handler_panics: registered(&registry, IntCounter::new(

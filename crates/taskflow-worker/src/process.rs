@@ -80,7 +80,8 @@ pub async fn handle(ctx: &Context, delivery: Delivery) {
             let id = message.task_id;
             let start = Start {
                 task_id: id,
-                redelivered: delivery.redelivered,
+                redelivered: delivery.redelivered
+                    || headers::is_redelivery(delivery.properties.headers().as_ref()),
                 supersedes: headers::supersedes(delivery.properties.headers().as_ref()),
                 lease: ctx.task_lease,
             };
@@ -393,11 +394,15 @@ async fn settle(
             errors.push(format!("attempt {attempt}: {error}"));
             if attempt < ctx.retry.max_attempts {
                 let next = attempt + 1;
-                let delay = ctx.retry.jittered_delay_before(next, fastrand::f64());
-                let mut headers = headers::build(next, &errors, None);
-                if held > 0 {
-                    headers = headers::superseding(headers, held);
-                }
+                let delay = ctx.retry.backoff().jittered(attempt, fastrand::f64());
+                let headers = headers::build(next, &errors, None);
+                // The retry follows the attempt this delivery held; holding none, its start
+                // failed, maybe after taking effect, so the retry counts as a redelivery.
+                let headers = if held > 0 {
+                    headers::superseding(headers, held)
+                } else {
+                    headers::redelivery(headers)
+                };
                 match ctx
                     .broker
                     .publish_retry(&delivery.data, headers, next, delay, ctx.publish_timeout)
@@ -503,8 +508,7 @@ fn preview(body: &[u8]) -> String {
     String::from_utf8_lossy(body).chars().take(200).collect()
 }
 
-/// Publishes a status change. The change is already committed, so a Redis failure is logged and
-/// not retried: WebSocket clients resynchronise from the REST API when the relay reconnects.
+/// Announces a status change this delivery made.
 async fn announce(
     ctx: &Context,
     task_id: TaskId,
@@ -512,20 +516,15 @@ async fn announce(
     updated_at: chrono::DateTime<chrono::Utc>,
     message: Option<String>,
 ) {
-    ctx.metrics
-        .transitions
-        .with_label_values(&[status.as_str()])
-        .inc();
     let event = StatusEvent {
         task_id,
         status,
         updated_at,
         message,
     };
-    if let Err(err) = ctx.statuses.publish(&event).await {
-        ctx.metrics.status_publish_failures.inc();
-        tracing::warn!(status = %status, error = format!("{err:#}"), "status change not announced");
-    }
+    ctx.statuses
+        .announce(&event, &ctx.metrics.announcements)
+        .await;
 }
 
 fn seconds_since(from: chrono::DateTime<chrono::Utc>, to: chrono::DateTime<chrono::Utc>) -> f64 {

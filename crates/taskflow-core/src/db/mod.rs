@@ -43,8 +43,8 @@ pub use self::tasks::{
     Cursor, RetryOutcome, create_task, create_tasks, get_task, get_task_detail, list_tasks,
     retry_task,
 };
+use crate::backoff::retry_connect;
 use crate::config::DbSettings;
-use crate::connect::retry_connect;
 
 /// Connects a pool, retrying as `DB_CONNECT_ATTEMPTS` / `DB_CONNECT_BACKOFF` say.
 pub async fn connect(settings: &DbSettings) -> anyhow::Result<MySqlPool> {
