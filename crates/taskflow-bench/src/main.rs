@@ -12,7 +12,7 @@ use anyhow::Context as _;
 use serde::Serialize;
 
 use crate::phases::{CreateFigures, FanOutFigures, LatencyFigures, PipelineFigures};
-use crate::stack::{Env, Stack, Usage};
+use crate::stack::{CpuPerTask, Env, Stack, Usage};
 use crate::stats::{median, median_by};
 
 /// How big each phase is.
@@ -63,6 +63,8 @@ impl Plan {
 struct Report {
     machine: Machine,
     quick: bool,
+    /// Runs per figure (its median is reported).
+    runs: usize,
     /// `null` for a stack the bench started; the URL of a running stack otherwise.
     url: Option<String>,
     /// The phases run (`--only` may leave some out).
@@ -79,6 +81,13 @@ struct Report {
     fan_out: Vec<FanOutFigures>,
     worker_scaling: Vec<(usize, f64)>,
     usage: Vec<(String, Usage)>,
+    /// CPU time (user + system) of the API and workers per task created, at each concurrency
+    /// of the create phase (all its runs together).
+    cpu_per_created_task: Vec<(usize, CpuPerTask)>,
+    /// CPU time of the API and workers per task DONE in the pipeline phase (all its runs).
+    cpu_per_done_task: Option<CpuPerTask>,
+    /// The headline figures in one line, as printed at the end.
+    summary: String,
 }
 
 #[derive(Serialize)]
@@ -135,7 +144,7 @@ impl Phase {
 }
 
 const USAGE: &str = "usage: taskflow-bench [--quick] [--url http://HOST:PORT] [--only PHASE,...]
-                      [--rates TASKS_PER_SECOND,...]
+                      [--rates TASKS_PER_SECOND,...] [--runs N]
   --quick   small sizes, one run each (CI keeps the tool working with it)
   --url     measure a stack already running there, on the services and names its own
             variables give (DB_URL, RABBITMQ_URL, REDIS_URL, TASK_QUEUE, STATUS_CHANNEL,
@@ -144,7 +153,9 @@ const USAGE: &str = "usage: taskflow-bench [--quick] [--url http://HOST:PORT] [-
   --only    some of: ceilings, create, pipeline, latency, fan-out, scaling
             (latency runs at shares of the pipeline's rate, so it brings the pipeline along)
   --rates   run the latency phase at these offered rates (tasks/s) instead of 10%, 50% and 90%
-            of the pipeline's: two builds are then compared under the same load";
+            of the pipeline's: two builds are then compared under the same load
+  --runs    runs per figure (the median is reported) instead of 3 (1 with --quick): one
+            run each, repeated in alternation with another build, compares the two";
 
 struct Args {
     quick: bool,
@@ -152,6 +163,8 @@ struct Args {
     phases: Vec<Phase>,
     /// Offered rates for the latency phase, if given; otherwise shares of the pipeline's rate.
     rates: Option<Vec<f64>>,
+    /// Runs per figure, if given; otherwise the plan's.
+    runs: Option<usize>,
 }
 
 impl Args {
@@ -161,6 +174,7 @@ impl Args {
             url: None,
             phases: Phase::ALL.to_vec(),
             rates: None,
+            runs: None,
         };
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
@@ -212,6 +226,13 @@ impl Args {
                     anyhow::ensure!(!rates.is_empty(), "--rates needs a rate\n{USAGE}");
                     parsed.rates = Some(rates);
                 }
+                "--runs" => {
+                    let runs = value()?;
+                    let parsed_runs = runs.parse::<usize>().ok().filter(|n| *n > 0);
+                    parsed.runs = Some(parsed_runs.with_context(|| {
+                        format!("--runs: `{runs}` is not a number of runs\n{USAGE}")
+                    })?);
+                }
                 _ => anyhow::bail!("unknown argument `{arg}`\n{USAGE}"),
             }
         }
@@ -246,11 +267,14 @@ async fn main() -> anyhow::Result<()> {
             std::process::exit(2);
         }
     };
-    let plan = if args.quick {
+    let mut plan = if args.quick {
         Plan::quick()
     } else {
         Plan::full()
     };
+    if let Some(runs) = args.runs {
+        plan.runs = runs;
+    }
     let fds = stack::raise_fd_limit();
     let env = environment(args.url.is_some())?;
     println!(
@@ -315,6 +339,7 @@ async fn main() -> anyhow::Result<()> {
     }
 
     let mut create = Vec::new();
+    let mut cpu_per_created_task = Vec::new();
     if args.runs(Phase::Create) {
         // The create path alone: with the workers stopped, MySQL's time goes to the API's
         // INSERTs, as in the INSERT ceiling it is compared with. The tasks wait in the queue.
@@ -327,6 +352,7 @@ async fn main() -> anyhow::Result<()> {
         }
         let before = stack.usage();
         for concurrency in [1, 16, 64] {
+            let level_before = stack.usage();
             let mut runs = Vec::new();
             for _ in 0..plan.runs {
                 runs.push(
@@ -337,6 +363,10 @@ async fn main() -> anyhow::Result<()> {
                     )
                     .await?,
                 );
+            }
+            let created = runs.iter().map(|run| run.latency.count).sum();
+            if let Some(cpu) = CpuPerTask::between(level_before, stack.usage(), created) {
+                cpu_per_created_task.push((concurrency, cpu));
             }
             create.extend(median_by(runs, |run| run.requests_per_second));
         }
@@ -350,6 +380,7 @@ async fn main() -> anyhow::Result<()> {
     }
 
     let mut pipeline = None;
+    let mut cpu_per_done_task = None;
     if args.runs(Phase::Pipeline) {
         announce(&format!(
             "pipeline throughput ({} tasks)",
@@ -360,6 +391,8 @@ async fn main() -> anyhow::Result<()> {
         for _ in 0..plan.runs {
             pipelines.push(phases::pipeline_throughput(&api, plan.pipeline_tasks).await?);
         }
+        let done = pipelines.iter().map(|run| run.finished).sum();
+        cpu_per_done_task = CpuPerTask::between(before, stack.usage(), done);
         pipeline = median_by(pipelines, |run| run.tasks_per_second);
         phase("pipeline", before, &stack);
     }
@@ -429,9 +462,10 @@ async fn main() -> anyhow::Result<()> {
     drop(stack);
 
     let insert_ceiling = ceilings.as_ref().map(|c| c.insert_commit_per_second_at_64);
-    let report = Report {
+    let mut report = Report {
         machine: machine(&admin, &env).await,
         quick: args.quick,
+        runs: plan.runs,
         url: args.url.clone(),
         phases: args.phases.clone(),
         create_with_workers_stopped: own_stack,
@@ -452,7 +486,11 @@ async fn main() -> anyhow::Result<()> {
         fan_out,
         worker_scaling,
         usage,
+        cpu_per_created_task,
+        cpu_per_done_task,
+        summary: String::new(),
     };
+    report.summary = summary(&report);
     if own_stack {
         phases::clean_up(&env, &admin).await?;
     }
@@ -626,7 +664,36 @@ fn write_report(report: &Report) -> anyhow::Result<()> {
     std::fs::write(format!("{dir}/report.md"), &markdown)?;
     println!("\n{markdown}");
     println!("written to {dir}/report.json and {dir}/report.md");
+    println!("{}", report.summary);
     Ok(())
+}
+
+/// The headline figures, in one line: create at concurrency 64, the pipeline, the end-to-end
+/// p99 at each offered rate, and CPU per task.
+fn summary(r: &Report) -> String {
+    let mut parts = Vec::new();
+    if let Some(c) = r.create.iter().find(|c| c.concurrency == 64) {
+        parts.push(format!("create c=64 {:.0}/s", c.requests_per_second));
+    }
+    if let Some((_, cpu)) = r.cpu_per_created_task.iter().find(|(c, _)| *c == 64) {
+        parts.push(format!("API CPU {:.0} µs/created task", cpu.api_us));
+    }
+    if let Some(p) = &r.pipeline {
+        parts.push(format!("pipeline {:.0} tasks/s", p.tasks_per_second));
+    }
+    if let Some(cpu) = &r.cpu_per_done_task {
+        parts.push(format!(
+            "API+worker CPU {:.0} µs/DONE task (API {:.0}, workers {:.0})",
+            cpu.total_us, cpu.api_us, cpu.workers_us
+        ));
+    }
+    for l in &r.latency {
+        parts.push(format!(
+            "e2e p99 {:.1} ms at {:.0}/s",
+            l.latency.p99_ms, l.offered_per_second
+        ));
+    }
+    format!("summary: {}", parts.join("; "))
 }
 
 fn render(r: &Report) -> String {
@@ -645,10 +712,11 @@ fn render(r: &Report) -> String {
         } else {
             "all services on the same machine"
         },
-        if r.quick {
-            " (quick run: one sample each, small sizes)"
-        } else {
-            " (median of 3 runs)"
+        match (r.quick, r.runs) {
+            (true, 1) => " (quick run: one sample each, small sizes)".to_owned(),
+            (true, runs) => format!(" (quick run: small sizes, median of {runs} runs)"),
+            (false, 1) => " (one run each)".to_owned(),
+            (false, runs) => format!(" (median of {runs} runs)"),
         }
     );
     if let Some(url) = &r.url {
@@ -684,6 +752,17 @@ fn render(r: &Report) -> String {
             c.concurrency, c.requests_per_second, c.latency.p50_ms, c.latency.p99_ms
         );
     }
+    for (concurrency, cpu) in &r.cpu_per_created_task {
+        let workers_cpu = if r.create_with_workers_stopped {
+            String::new()
+        } else {
+            format!(", workers {:.0} µs", cpu.workers_us)
+        };
+        md += &format!(
+            "| CPU per task created at concurrency {concurrency} | API {:.0} µs{workers_cpu} ({} tasks) |\n",
+            cpu.api_us, cpu.tasks
+        );
+    }
     if let Some(ratio) = r.create_vs_insert_ceiling_at_64 {
         md += &format!(
             "| Create at 64 vs INSERT ceiling | {:.0}% |\n",
@@ -700,6 +779,12 @@ fn render(r: &Report) -> String {
         md += &format!(
             "| Pipeline: {} tasks to DONE on a WebSocket | {:.0} tasks/s ({} finished in {:.1} s) |\n",
             p.tasks, p.tasks_per_second, p.finished, p.seconds
+        );
+    }
+    if let Some(cpu) = &r.cpu_per_done_task {
+        md += &format!(
+            "| CPU per task DONE in the pipeline | API + workers {:.0} µs (API {:.0}, workers {:.0}; {} tasks) |\n",
+            cpu.total_us, cpu.api_us, cpu.workers_us, cpu.tasks
         );
     }
     if let Some(ratio) = r.pipeline_vs_three_commit_ceiling {
