@@ -5,7 +5,7 @@
 //! - `test`: formatting, clippy, and every test suite — the command CI runs.
 //! - `up-smoke`: `up` on each provisioning path this machine offers (part of `test`).
 //! - `soak`: the fault-injection soak test at full size (`SOAK_TASKS`, default 5,000).
-//! - `bench [--quick] [--url URL] [--only PHASES] [--rates R,...]`: the benchmarks
+//! - `bench [--quick] [--url URL] [--only PHASES] [--rates R,...] [--runs N]`: the benchmarks
 //!   (`taskflow-bench`), report in `target/bench/`.
 //!
 //! Settings come from the environment and from a `.env` file at the root, if there is one.
@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use xshell::{Shell, cmd};
 
-const USAGE: &str = "usage: cargo xtask <migrate | up [--release] [--provision auto|binaries] | down | test | up-smoke | soak | bench [--quick] [--url URL] [--only PHASES] [--rates R,...]>";
+const USAGE: &str = "usage: cargo xtask <migrate | up [--release] [--provision auto|binaries] | down | test | up-smoke | soak | bench [--quick] [--url URL] [--only PHASES] [--rates R,...] [--runs N]>";
 
 fn main() -> anyhow::Result<()> {
     env::load_dotenv(&project_root().join(".env"))?;

@@ -2,235 +2,20 @@
 //! `target/bench/report.json` and `report.md`. Run it with `cargo xtask bench` (`--quick` for
 //! the short version CI runs). Figures are reported, never judged.
 
+mod cli;
 mod phases;
+mod report;
 mod stack;
 mod stats;
 
 use std::time::Duration;
 
 use anyhow::Context as _;
-use serde::Serialize;
 
-use crate::phases::{CreateFigures, FanOutFigures, LatencyFigures, PipelineFigures};
-use crate::stack::{Env, Stack, Usage};
+use crate::cli::{Args, Phase, Plan, USAGE};
+use crate::report::{Ceilings, Report, machine, summary, write_report};
+use crate::stack::{CpuPerTask, Env, Stack, Usage};
 use crate::stats::{median, median_by};
-
-/// How big each phase is.
-struct Plan {
-    runs: usize,
-    ceiling_seconds: u64,
-    create_seconds: u64,
-    pipeline_tasks: usize,
-    latency_seconds: u64,
-    fan_out_clients: Vec<usize>,
-    fan_out_events: usize,
-    scaling_tasks: usize,
-    workers: Vec<usize>,
-}
-
-impl Plan {
-    fn full() -> Self {
-        Self {
-            runs: 3,
-            ceiling_seconds: 5,
-            create_seconds: 5,
-            pipeline_tasks: 20_000,
-            latency_seconds: 10,
-            fan_out_clients: vec![1_000, 10_000],
-            fan_out_events: 50,
-            scaling_tasks: 5_000,
-            workers: vec![1, 2, 4],
-        }
-    }
-
-    /// Under two minutes, so CI keeps the tool working.
-    fn quick() -> Self {
-        Self {
-            runs: 1,
-            ceiling_seconds: 2,
-            create_seconds: 2,
-            pipeline_tasks: 1_000,
-            latency_seconds: 3,
-            fan_out_clients: vec![200],
-            fan_out_events: 20,
-            scaling_tasks: 500,
-            workers: vec![1, 2],
-        }
-    }
-}
-
-#[derive(Serialize)]
-struct Report {
-    machine: Machine,
-    quick: bool,
-    /// `null` for a stack the bench started; the URL of a running stack otherwise.
-    url: Option<String>,
-    /// The phases run (`--only` may leave some out).
-    phases: Vec<Phase>,
-    ceilings: Option<Ceilings>,
-    /// Whether the create phase ran with the workers stopped (a running stack keeps its own).
-    create_with_workers_stopped: bool,
-    create: Vec<CreateFigures>,
-    create_vs_insert_ceiling_at_64: Option<f64>,
-    create_vs_insert_then_publish_ceiling_at_64: Option<f64>,
-    pipeline: Option<PipelineFigures>,
-    pipeline_vs_three_commit_ceiling: Option<f64>,
-    latency: Vec<LatencyFigures>,
-    fan_out: Vec<FanOutFigures>,
-    worker_scaling: Vec<(usize, f64)>,
-    usage: Vec<(String, Usage)>,
-}
-
-#[derive(Serialize)]
-struct Machine {
-    cores: usize,
-    memory_gb: f64,
-    mysql: String,
-    rabbitmq: String,
-    redis: String,
-}
-
-#[derive(Serialize)]
-struct Ceilings {
-    insert_commit_per_second_at_64: f64,
-    /// An INSERT+COMMIT, then a confirmed publish per row, at concurrency 64: what a create
-    /// owes at the least, on the same cores.
-    insert_then_publish_per_second_at_64: f64,
-    confirmed_publish_per_second: f64,
-    redis_publish_per_second: f64,
-}
-
-/// The phases, in the order they run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-enum Phase {
-    Ceilings,
-    Create,
-    Pipeline,
-    Latency,
-    FanOut,
-    Scaling,
-}
-
-impl Phase {
-    const ALL: [Phase; 6] = [
-        Phase::Ceilings,
-        Phase::Create,
-        Phase::Pipeline,
-        Phase::Latency,
-        Phase::FanOut,
-        Phase::Scaling,
-    ];
-
-    fn name(self) -> &'static str {
-        match self {
-            Phase::Ceilings => "ceilings",
-            Phase::Create => "create",
-            Phase::Pipeline => "pipeline",
-            Phase::Latency => "latency",
-            Phase::FanOut => "fan-out",
-            Phase::Scaling => "scaling",
-        }
-    }
-}
-
-const USAGE: &str = "usage: taskflow-bench [--quick] [--url http://HOST:PORT] [--only PHASE,...]
-                      [--rates TASKS_PER_SECOND,...]
-  --quick   small sizes, one run each (CI keeps the tool working with it)
-  --url     measure a stack already running there, on the services and names its own
-            variables give (DB_URL, RABBITMQ_URL, REDIS_URL, TASK_QUEUE, STATUS_CHANNEL,
-            API_TOKEN); without it the bench starts a stack of its own on TEST_DB_URL,
-            TEST_RABBITMQ_URL and TEST_REDIS_URL
-  --only    some of: ceilings, create, pipeline, latency, fan-out, scaling
-            (latency runs at shares of the pipeline's rate, so it brings the pipeline along)
-  --rates   run the latency phase at these offered rates (tasks/s) instead of 10%, 50% and 90%
-            of the pipeline's: two builds are then compared under the same load";
-
-struct Args {
-    quick: bool,
-    url: Option<String>,
-    phases: Vec<Phase>,
-    /// Offered rates for the latency phase, if given; otherwise shares of the pipeline's rate.
-    rates: Option<Vec<f64>>,
-}
-
-impl Args {
-    fn parse(args: impl IntoIterator<Item = String>) -> anyhow::Result<Self> {
-        let mut parsed = Self {
-            quick: false,
-            url: None,
-            phases: Phase::ALL.to_vec(),
-            rates: None,
-        };
-        let mut args = args.into_iter();
-        while let Some(arg) = args.next() {
-            let (flag, inline) = match arg.split_once('=') {
-                Some((flag, value)) => (flag.to_owned(), Some(value.to_owned())),
-                None => (arg.clone(), None),
-            };
-            let mut value = || {
-                inline
-                    .clone()
-                    .or_else(|| args.next())
-                    .with_context(|| format!("{flag} needs a value\n{USAGE}"))
-            };
-            match flag.as_str() {
-                "--quick" if inline.is_none() => parsed.quick = true,
-                "--url" => {
-                    let url = value()?;
-                    anyhow::ensure!(
-                        url.starts_with("http://"),
-                        "--url {url}: expected http://HOST:PORT (the API's address)\n{USAGE}"
-                    );
-                    parsed.url = Some(url);
-                }
-                "--only" => {
-                    let names = value()?;
-                    let mut only = Vec::new();
-                    for name in names.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-                        let phase = Phase::ALL
-                            .into_iter()
-                            .find(|phase| phase.name() == name)
-                            .with_context(|| format!("--only: no phase `{name}`\n{USAGE}"))?;
-                        only.push(phase);
-                    }
-                    anyhow::ensure!(!only.is_empty(), "--only needs a phase\n{USAGE}");
-                    parsed.phases = only;
-                }
-                "--rates" => {
-                    let list = value()?;
-                    let mut rates = Vec::new();
-                    for rate in list.split(',').map(str::trim).filter(|r| !r.is_empty()) {
-                        let parsed = rate
-                            .parse::<f64>()
-                            .ok()
-                            .filter(|r| r.is_finite() && *r > 0.0);
-                        rates.push(parsed.with_context(|| {
-                            format!("--rates: `{rate}` is not a rate in tasks per second\n{USAGE}")
-                        })?);
-                    }
-                    anyhow::ensure!(!rates.is_empty(), "--rates needs a rate\n{USAGE}");
-                    parsed.rates = Some(rates);
-                }
-                _ => anyhow::bail!("unknown argument `{arg}`\n{USAGE}"),
-            }
-        }
-        // Shares of the pipeline's rate need the pipeline measured first.
-        if parsed.phases.contains(&Phase::Latency) && parsed.rates.is_none() {
-            parsed.phases.push(Phase::Pipeline);
-        }
-        let chosen = std::mem::take(&mut parsed.phases);
-        parsed.phases = Phase::ALL
-            .into_iter()
-            .filter(|phase| chosen.contains(phase))
-            .collect();
-        Ok(parsed)
-    }
-
-    fn runs(&self, phase: Phase) -> bool {
-        self.phases.contains(&phase)
-    }
-}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -246,11 +31,14 @@ async fn main() -> anyhow::Result<()> {
             std::process::exit(2);
         }
     };
-    let plan = if args.quick {
+    let mut plan = if args.quick {
         Plan::quick()
     } else {
         Plan::full()
     };
+    if let Some(runs) = args.runs {
+        plan.runs = runs;
+    }
     let fds = stack::raise_fd_limit();
     let env = environment(args.url.is_some())?;
     println!(
@@ -315,6 +103,7 @@ async fn main() -> anyhow::Result<()> {
     }
 
     let mut create = Vec::new();
+    let mut cpu_per_created_task = Vec::new();
     if args.runs(Phase::Create) {
         // The create path alone: with the workers stopped, MySQL's time goes to the API's
         // INSERTs, as in the INSERT ceiling it is compared with. The tasks wait in the queue.
@@ -327,6 +116,7 @@ async fn main() -> anyhow::Result<()> {
         }
         let before = stack.usage();
         for concurrency in [1, 16, 64] {
+            let level_before = stack.usage();
             let mut runs = Vec::new();
             for _ in 0..plan.runs {
                 runs.push(
@@ -337,6 +127,10 @@ async fn main() -> anyhow::Result<()> {
                     )
                     .await?,
                 );
+            }
+            let created = runs.iter().map(|run| run.latency.count).sum();
+            if let Some(cpu) = CpuPerTask::between(level_before, stack.usage(), created) {
+                cpu_per_created_task.push((concurrency, cpu));
             }
             create.extend(median_by(runs, |run| run.requests_per_second));
         }
@@ -350,6 +144,7 @@ async fn main() -> anyhow::Result<()> {
     }
 
     let mut pipeline = None;
+    let mut cpu_per_done_task = None;
     if args.runs(Phase::Pipeline) {
         announce(&format!(
             "pipeline throughput ({} tasks)",
@@ -360,6 +155,8 @@ async fn main() -> anyhow::Result<()> {
         for _ in 0..plan.runs {
             pipelines.push(phases::pipeline_throughput(&api, plan.pipeline_tasks).await?);
         }
+        let done = pipelines.iter().map(|run| run.finished).sum();
+        cpu_per_done_task = CpuPerTask::between(before, stack.usage(), done);
         pipeline = median_by(pipelines, |run| run.tasks_per_second);
         phase("pipeline", before, &stack);
     }
@@ -429,9 +226,10 @@ async fn main() -> anyhow::Result<()> {
     drop(stack);
 
     let insert_ceiling = ceilings.as_ref().map(|c| c.insert_commit_per_second_at_64);
-    let report = Report {
+    let mut report = Report {
         machine: machine(&admin, &env).await,
         quick: args.quick,
+        runs: plan.runs,
         url: args.url.clone(),
         phases: args.phases.clone(),
         create_with_workers_stopped: own_stack,
@@ -452,7 +250,11 @@ async fn main() -> anyhow::Result<()> {
         fan_out,
         worker_scaling,
         usage,
+        cpu_per_created_task,
+        cpu_per_done_task,
+        summary: String::new(),
     };
+    report.summary = summary(&report);
     if own_stack {
         phases::clean_up(&env, &admin).await?;
     }
@@ -568,197 +370,4 @@ fn environment(running: bool) -> anyhow::Result<Env> {
         channel: format!("{prefix}.task.status"),
         prefix,
     })
-}
-
-async fn machine(admin: &sqlx::MySqlPool, env: &Env) -> Machine {
-    let memory_kb: f64 = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|info| {
-            info.lines()
-                .find(|line| line.starts_with("MemTotal:"))
-                .and_then(|line| line.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse().ok())
-        })
-        .unwrap_or(0.0);
-    let mysql: String = sqlx::query_scalar("SELECT VERSION()")
-        .fetch_one(admin)
-        .await
-        .unwrap_or_default();
-    // The AMQP client does not expose the server's properties; ask the broker's own tool.
-    let rabbitmq = std::process::Command::new("rabbitmqctl")
-        .args(["-q", "version"])
-        .output()
-        .ok()
-        .filter(|out| out.status.success())
-        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
-        .unwrap_or_else(|| "unknown".to_owned());
-    let redis = async {
-        let client = redis::Client::open(env.redis.as_str()).ok()?;
-        let mut connection = client.get_multiplexed_async_connection().await.ok()?;
-        let info: String = redis::cmd("INFO")
-            .arg("server")
-            .query_async(&mut connection)
-            .await
-            .ok()?;
-        info.lines()
-            .find_map(|line| line.strip_prefix("redis_version:"))
-            .map(str::to_owned)
-    }
-    .await
-    .unwrap_or_default();
-    Machine {
-        cores: std::thread::available_parallelism().map_or(0, usize::from),
-        memory_gb: memory_kb / 1024.0 / 1024.0,
-        mysql,
-        rabbitmq,
-        redis,
-    }
-}
-
-fn write_report(report: &Report) -> anyhow::Result<()> {
-    let dir = std::env::var("BENCH_OUT").unwrap_or_else(|_| "target/bench".to_owned());
-    std::fs::create_dir_all(&dir)?;
-    std::fs::write(
-        format!("{dir}/report.json"),
-        serde_json::to_string_pretty(report)?,
-    )?;
-    let markdown = render(report);
-    std::fs::write(format!("{dir}/report.md"), &markdown)?;
-    println!("\n{markdown}");
-    println!("written to {dir}/report.json and {dir}/report.md");
-    Ok(())
-}
-
-fn render(r: &Report) -> String {
-    let mut md = String::new();
-    let m = &r.machine;
-    md += &format!(
-        "Machine: {} cores, {:.0} GiB; MySQL {}, RabbitMQ {}, Redis {}; {}.{}\n\n",
-        m.cores,
-        m.memory_gb,
-        m.mysql,
-        m.rabbitmq.trim_matches('"'),
-        m.redis,
-        if r.url.is_some() {
-            "cores and memory are the load generator's machine; RabbitMQ's version is the local \
-             broker's, if any"
-        } else {
-            "all services on the same machine"
-        },
-        if r.quick {
-            " (quick run: one sample each, small sizes)"
-        } else {
-            " (median of 3 runs)"
-        }
-    );
-    if let Some(url) = &r.url {
-        md += &format!("Stack: the one running at {url} (its services, names and workers).\n\n");
-    }
-    md += "| Measure | Result |\n| --- | --- |\n";
-    if let Some(c) = &r.ceilings {
-        md += &format!(
-            "| Raw ceiling: INSERT+COMMIT at concurrency 64 | {:.0}/s |\n",
-            c.insert_commit_per_second_at_64
-        );
-        md += &format!(
-            "| Raw ceiling: INSERT+COMMIT, then a confirmed publish, at concurrency 64 | {:.0}/s |\n",
-            c.insert_then_publish_per_second_at_64
-        );
-        md += &format!(
-            "| Raw ceiling: confirmed AMQP publishes | {:.0}/s |\n",
-            c.confirmed_publish_per_second
-        );
-        md += &format!(
-            "| Raw ceiling: Redis PUBLISH | {:.0}/s |\n",
-            c.redis_publish_per_second
-        );
-    }
-    let workers = if r.create_with_workers_stopped {
-        "workers stopped"
-    } else {
-        "workers running"
-    };
-    for c in &r.create {
-        md += &format!(
-            "| `POST /tasks` at concurrency {} ({workers}) | {:.0}/s, p50 {:.1} ms, p99 {:.1} ms |\n",
-            c.concurrency, c.requests_per_second, c.latency.p50_ms, c.latency.p99_ms
-        );
-    }
-    if let Some(ratio) = r.create_vs_insert_ceiling_at_64 {
-        md += &format!(
-            "| Create at 64 vs INSERT ceiling | {:.0}% |\n",
-            ratio * 100.0
-        );
-    }
-    if let Some(ratio) = r.create_vs_insert_then_publish_ceiling_at_64 {
-        md += &format!(
-            "| Create at 64 vs INSERT-then-publish ceiling | {:.0}% |\n",
-            ratio * 100.0
-        );
-    }
-    if let Some(p) = &r.pipeline {
-        md += &format!(
-            "| Pipeline: {} tasks to DONE on a WebSocket | {:.0} tasks/s ({} finished in {:.1} s) |\n",
-            p.tasks, p.tasks_per_second, p.finished, p.seconds
-        );
-    }
-    if let Some(ratio) = r.pipeline_vs_three_commit_ceiling {
-        md += &format!(
-            "| Pipeline vs three-commit ceiling | {:.0}% |\n",
-            ratio * 100.0
-        );
-    }
-    for l in &r.latency {
-        md += &format!(
-            "| End-to-end at {:.0} tasks/s | p50 {:.1} ms, p90 {:.1}, p99 {:.1}, max {:.1} ({} missing) |\n",
-            l.offered_per_second,
-            l.latency.p50_ms,
-            l.latency.p90_ms,
-            l.latency.p99_ms,
-            l.latency.max_ms,
-            l.missing
-        );
-        let s = &l.stages;
-        md += &format!(
-            "| … of which (p50 / p99) | POST → 201 {:.1} / {:.1} ms; 201 → PROCESSING seen {:.1} / {:.1}; → DONE seen {:.1} / {:.1} |\n",
-            s.created.p50_ms,
-            s.created.p99_ms,
-            s.created_to_processing.p50_ms,
-            s.created_to_processing.p99_ms,
-            s.processing_to_done.p50_ms,
-            s.processing_to_done.p99_ms,
-        );
-    }
-    for f in &r.fan_out {
-        md += &format!(
-            "| Fan-out: {} clients × {} events | {} of {} deliveries missing; p50 {:.1} ms, p99 {:.1} ms; API RSS {} |\n",
-            f.clients,
-            f.events,
-            f.missing_deliveries,
-            f.expected_deliveries,
-            f.delivery.p50_ms,
-            f.delivery.p99_ms,
-            f.api_rss_mb.map_or(
-                "not measured (no API process here)".to_owned(),
-                |mb| format!("{mb:.0} MB")
-            )
-        );
-    }
-    if r.url.is_some() && r.phases.contains(&Phase::Scaling) {
-        md += "| Worker scaling | not measured: a running stack's workers are not the bench's to start |\n";
-    }
-    for (workers, rate) in &r.worker_scaling {
-        md += &format!("| Pipeline with {workers} worker(s) | {rate:.0} tasks/s |\n");
-    }
-    if r.usage.is_empty() {
-        return md;
-    }
-    md += "\n| Phase | API CPU s | API RSS MB | Workers CPU s | Workers RSS MB |\n| --- | --- | --- | --- | --- |\n";
-    for (name, u) in &r.usage {
-        md += &format!(
-            "| {name} | {:.1} | {:.0} | {:.1} | {:.0} |\n",
-            u.api.cpu_seconds, u.api.rss_mb, u.workers.cpu_seconds, u.workers.rss_mb
-        );
-    }
-    md
 }

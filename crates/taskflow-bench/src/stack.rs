@@ -243,6 +243,33 @@ impl Usage {
     }
 }
 
+/// CPU time (user + system) spent per task between two readings, in microseconds.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct CpuPerTask {
+    /// The tasks the CPU time is divided by.
+    pub tasks: usize,
+    pub api_us: f64,
+    pub workers_us: f64,
+    pub total_us: f64,
+}
+
+impl CpuPerTask {
+    /// `None` without both readings (no API process here to read) or without a task.
+    pub fn between(before: Option<Usage>, after: Option<Usage>, tasks: usize) -> Option<Self> {
+        let spent = before?.until(&after?);
+        if tasks == 0 {
+            return None;
+        }
+        let per_task = |seconds: f64| seconds * 1e6 / tasks as f64;
+        Some(Self {
+            tasks,
+            api_us: per_task(spent.api.cpu_seconds),
+            workers_us: per_task(spent.workers.cpu_seconds),
+            total_us: per_task(spent.api.cpu_seconds + spent.workers.cpu_seconds),
+        })
+    }
+}
+
 fn process_usage(pid: u32) -> ProcessUsage {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let rss_kb: f64 = status
