@@ -21,9 +21,8 @@ use crate::state::AppState;
 
 /// New tasks inserted per statement, at most, and statements in flight at once: while one is
 /// at the database, the next requests gather. One rather than two: at a steady rate a second
-/// writer mostly took requests one by one, so one writer halves the INSERTs per task there
-/// (1.6 tasks per INSERT at 2,100 tasks/s with two, ~3 with one) at the same create throughput
-/// (the README's Performance section).
+/// writer mostly took requests one by one, so one writer makes fewer INSERTs per task at the
+/// same create throughput (docs/performance.md).
 const INSERT_BATCH: usize = 64;
 const INSERT_RUNNERS: usize = 1;
 /// Confirmed tasks marked dispatched per statement, at most.

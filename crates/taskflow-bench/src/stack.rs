@@ -46,8 +46,8 @@ impl Env {
             ("RUST_LOG", "warn".to_owned()),
             ("DB_MAX_CONNECTIONS", "32".to_owned()),
             // Tasks that finish at once: enough deliveries in hand that the worker's start and
-            // finish batches fill up (64 each) while the one before is at the database — 256
-            // ran the pipeline ~25% faster than 64 (README, Performance).
+            // finish batches fill up while the one before is at the database
+            // (docs/performance.md).
             ("WORKER_PREFETCH", "256".to_owned()),
             ("WS_MAX_CLIENTS", "20000".to_owned()),
         ]

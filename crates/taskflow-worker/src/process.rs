@@ -222,9 +222,8 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 }
 
 /// Batch writers in flight at once, for the starts and for the finishes each: while one is at
-/// the database, the next batch gathers. One rather than two: a steady stream then makes batches
-/// twice the size, which cost MariaDB and the worker ~10% less CPU per task at the same latency
-/// (the README's Performance section).
+/// the database, the next batch gathers. One rather than two: a steady stream then makes larger
+/// batches, which cost less CPU per task at the same latency (docs/performance.md).
 const BATCH_RUNNERS: usize = 1;
 /// Tasks per batch at most (a worker never holds more than `WORKER_PREFETCH` anyway): keeps
 /// statements far from MySQL's placeholder limit and row locks short.

@@ -12,8 +12,8 @@ type WsStream =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// A WebSocket client with a 4 KiB read buffer (the events are small). Tungstenite's default,
-/// 128 KiB, is zero-filled before every read: with 10,000 clients that was 40% of the load
-/// generator's CPU (`perf`), taken from the API it measures on the same cores.
+/// 128 KiB, is zero-filled before every read: with thousands of clients that was a large share
+/// of the load generator's CPU (`perf`), taken from the API it measures on the same cores.
 ///
 /// A connection that does not complete in 10 s (the API's `WS_MAX_CLIENTS` or its descriptor
 /// limit reached) is an error, not a wait without end.
