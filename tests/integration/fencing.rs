@@ -145,3 +145,62 @@ async fn an_attempt_past_its_lease_is_taken_over_by_any_delivery() {
         "{started:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_concurrent_first_deliveries_of_one_task_start_exactly_one_attempt() {
+    // Arrange: one PENDING task, and fifty copies of its delivery arriving at once.
+    let app = TestApp::spawn_without_worker().await;
+    let id = app.create_task("crowd", json!({"message": "hi"})).await;
+
+    // Act
+    let starts = (0..50).map(|_| db::start_attempt(&app.pool, Start::new(id)));
+    let results = futures_util::future::join_all(starts).await;
+
+    // Assert: one start, from PENDING; every other copy is held off by it.
+    let started: Vec<_> = results
+        .iter()
+        .filter(|started| matches!(started, Ok(Started::Attempt { .. })))
+        .collect();
+    assert_eq!(started.len(), 1, "{results:?}");
+    assert!(matches!(
+        started[0],
+        Ok(Started::Attempt {
+            attempt: 1,
+            from_pending: true,
+            ..
+        })
+    ));
+    let held = results
+        .iter()
+        .filter(|started| matches!(started, Ok(Started::Held { attempt: 1 })))
+        .count();
+    assert_eq!(held, 49, "{results:?}");
+    assert_eq!(app.stored_status(id).await, TaskStatus::Processing);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_duplicate_messages_while_a_holder_works_are_all_acked_unrun() {
+    // Arrange: a holder has attempt 1; fifty duplicates of its message are queued.
+    let mut app = TestApp::spawn_without_worker().await;
+    let id = app
+        .create_task("duplicates", json!({"message": "hi"}))
+        .await;
+    let original = app.take_message(&app.direct.amqp.queue).await;
+    let body = original.expect("the task's message").data;
+    db::start_attempt(&app.pool, Start::new(id)).await.unwrap();
+    for _ in 0..50 {
+        app.publish_raw(&body).await;
+    }
+
+    // Act
+    app.start_worker().await;
+
+    // Assert: every copy was held and acked; the holder's attempt is the only one.
+    let held = poll_until(EVENT_TIMEOUT, async || {
+        app.worker_counter("taskflow_deliveries_held_total").await == 50
+    });
+    assert!(held.await, "not every duplicate was held");
+    assert_eq!(app.queue_depth(&app.direct.amqp.queue).await, Some(0));
+    assert_eq!(app.stored_status(id).await, TaskStatus::Processing);
+    assert_eq!(app.get_task(id).await["attempts"], json!([]));
+}
