@@ -184,6 +184,34 @@ async fn stats_count_by_status_and_minute() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_dashboards_asking_for_stats_at_once_cost_one_query() {
+    // Arrange
+    let app = TestApp::spawn_without_worker().await;
+    app.create_task("counted", json!({"message": "1"})).await;
+
+    // Act: a hundred tabs poll at the same moment.
+    let asks = (0..100).map(|_| app.get("/stats"));
+    let answers = futures_util::future::join_all(asks).await;
+
+    // Assert: every tab got the same answer, from one computation.
+    for (status, headers, stats) in &answers {
+        assert_eq!(*status, StatusCode::OK);
+        assert_eq!(stats["counts"]["PENDING"], 1, "{stats}");
+        assert_eq!(headers["cache-control"], "private, max-age=2");
+    }
+    let api = scrape(&app.http, &app.url("/metrics")).await;
+    assert_eq!(api["taskflow_stats_computed_total"], 1.0);
+
+    // And a later ask, past the interval, sees a change.
+    app.create_task("counted later", json!({"message": "2"}))
+        .await;
+    let refreshed = taskflow_tests::poll_until(taskflow_tests::EVENT_TIMEOUT, async || {
+        app.get("/stats").await.2["counts"]["PENDING"] == 2
+    });
+    assert!(refreshed.await, "the statistics were never recomputed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_response_carries_a_request_id_and_keeps_the_callers() {
     let app = TestApp::spawn_without_worker().await;
 

@@ -100,6 +100,7 @@ impl Api {
             sent,
             dispatches: Arc::new(tokio::sync::Semaphore::new(dispatch::DISPATCHES_IN_FLIGHT)),
             metrics,
+            stats: stats::StatsCache::default(),
             draining: AtomicBool::new(false),
         });
 

@@ -33,6 +33,7 @@ pub struct ApiMetrics {
     oldest_processing: prometheus::Gauge,
     outbox_backlog: IntGauge,
     pub scrape_duration: Histogram,
+    pub stats_computed: IntCounter,
 }
 
 impl ApiMetrics {
@@ -48,6 +49,11 @@ impl ApiMetrics {
             publish_failures: registered(&registry, IntCounter::new(
                 "taskflow_publish_failures_total",
                 "task.created publishes that failed (left to, or retried by, the outbox relay).",
+            )
+            .expect("valid metric")),
+            stats_computed: registered(&registry, IntCounter::new(
+                "taskflow_stats_computed_total",
+                "Times GET /stats queried the database (at most once per interval).",
             )
             .expect("valid metric")),
             outbox_relayed: registered(&registry, IntCounter::new(

@@ -102,7 +102,7 @@ pub struct NewTask {
 }
 
 /// Task counts, and what finished per minute, for the dashboard.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 #[salvo(schema(name = "Stats"))]
 pub struct Stats {
     /// Tasks per status, every status present.
@@ -112,7 +112,7 @@ pub struct Stats {
     pub finished_per_minute: Vec<MinuteCount>,
 }
 
-#[derive(Debug, Default, Serialize, ToSchema)]
+#[derive(Debug, Default, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "UPPERCASE")]
 #[salvo(schema(name = "Counts"))]
 pub struct Counts {
@@ -122,7 +122,7 @@ pub struct Counts {
     pub failed: u64,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 #[salvo(schema(name = "MinuteCount"))]
 pub struct MinuteCount {
     /// The start of the minute.

@@ -29,6 +29,7 @@ pub struct AppState {
     /// One permit per dispatch that may be under way ([`crate::dispatch::dispatch_after_commit`]).
     pub dispatches: Arc<Semaphore>,
     pub metrics: Arc<ApiMetrics>,
+    pub stats: crate::stats::StatsCache,
     /// Set once shutdown begins; see [`AppState::start_draining`].
     pub draining: AtomicBool,
 }

@@ -1,5 +1,9 @@
 //! `GET /stats`: counts by status and what finished per minute over the last hour, for the
-//! dashboard's counters and chart — answered from indexes, not by reading every row.
+//! dashboard's counters and chart — answered from indexes, and computed at most once per
+//! [`STATS_INTERVAL`] per API process, however many dashboards ask.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use salvo::prelude::*;
 use taskflow_core::db::stats;
@@ -8,6 +12,19 @@ use taskflow_core::domain::{TaskStatus, now_micros};
 use crate::error::{ApiError, ErrorEnvelope};
 use crate::schema::{Counts, MinuteCount, Stats};
 use crate::state::AppState;
+
+/// How long one computation of the statistics answers every request. Each open dashboard asks
+/// on its own timer; with the cache, a hundred of them cost the database what one does.
+/// (The `cache-control` header of the answer says the same.)
+pub const STATS_INTERVAL: Duration = Duration::from_secs(2);
+
+/// The latest statistics and when they were computed. The lock is held while they are
+/// recomputed, so requests that arrive meanwhile wait for that one query instead of each
+/// starting their own.
+#[derive(Default)]
+pub struct StatsCache {
+    latest: tokio::sync::Mutex<Option<(Instant, Arc<Stats>)>>,
+}
 
 pub fn router() -> Router {
     Router::with_path("stats").get(get_stats)
@@ -21,8 +38,28 @@ pub fn router() -> Router {
         (status_code = 503, description = "The database cannot be reached.", body = ErrorEnvelope),
     )
 )]
-async fn get_stats(depot: &mut Depot) -> Result<Json<Stats>, ApiError> {
+async fn get_stats(depot: &mut Depot, response: &mut Response) -> Result<Json<Stats>, ApiError> {
     let state = AppState::from_depot(depot);
+    let mut latest = state.stats.latest.lock().await;
+    let stats = match &*latest {
+        Some((at, stats)) if at.elapsed() < STATS_INTERVAL => Arc::clone(stats),
+        _ => {
+            let stats = Arc::new(compute(state).await?);
+            state.metrics.stats_computed.inc();
+            *latest = Some((Instant::now(), Arc::clone(&stats)));
+            stats
+        }
+    };
+    drop(latest);
+    // Browsers may reuse the answer for as long as the server would.
+    response.headers_mut().insert(
+        salvo::http::header::CACHE_CONTROL,
+        salvo::http::HeaderValue::from_static("private, max-age=2"),
+    );
+    Ok(Json(Stats::clone(&stats)))
+}
+
+async fn compute(state: &AppState) -> Result<Stats, ApiError> {
     let since = now_micros() - chrono::Duration::hours(1);
     let (counts, minutes) = tokio::try_join!(
         stats::count_by_status(&state.pool),
@@ -37,7 +74,7 @@ async fn get_stats(depot: &mut Depot) -> Result<Json<Stats>, ApiError> {
             TaskStatus::Failed => totals.failed = count,
         }
     }
-    Ok(Json(Stats {
+    Ok(Stats {
         counts: totals,
         finished_per_minute: minutes
             .into_iter()
@@ -47,5 +84,5 @@ async fn get_stats(depot: &mut Depot) -> Result<Json<Stats>, ApiError> {
                 failed,
             })
             .collect(),
-    }))
+    })
 }
