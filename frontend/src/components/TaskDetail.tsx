@@ -11,7 +11,7 @@ import { Timeline } from './Timeline';
 export interface TaskDetailProps {
   taskId: string;
   task: Task | undefined;
-  fetch: TaskFetch | undefined;
+  fetch: TaskFetch;
   seen: Partial<Record<TaskStatus, string>> | undefined;
   onClose(): void;
   onRetry(taskId: string): Promise<Task>;
@@ -78,7 +78,7 @@ export function TaskDetail({ taskId, task, fetch, seen, onClose, onRetry }: Task
       </div>
 
       {task === undefined ? (
-        fetch?.error ? (
+        fetch.error ? (
           <p className="form__error" role="alert">
             {fetch.error.status === 404 ? `No task has the id ${taskId}.` : `Cannot load this task: ${fetch.error.message}`}
           </p>
