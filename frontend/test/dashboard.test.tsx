@@ -322,6 +322,17 @@ describe('the dashboard', () => {
     expect(await screen.findByText('No task has this id.')).toBeTruthy();
   });
 
+  it('reads the list again after an outage answer, without showing an error that went away', async () => {
+    const task = makeTask({ title: 'Survivor' });
+    const { api } = mount([task], ({ api: fake }) => {
+      fake.listTasks.mockRejectedValueOnce(new ApiError(503, 'unavailable', 'the database cannot be reached'));
+    });
+    // No socket opens here, so only the cache's retry (a second later) can bring the row.
+    await waitFor(() => row(task), { timeout: 3000 });
+    expect(api.listTasks).toHaveBeenCalledTimes(2);
+    expect(screen.queryByText(/Cannot load tasks/)).toBeNull();
+  });
+
   it('pages with the cursor and filters by status on the server', async () => {
     const tasks = Array.from({ length: 60 }, (_, i) =>
       makeTask({ status: i % 2 ? 'DONE' : 'FAILED', created_at: new Date(Date.UTC(2026, 10, 28, 10, i)).toISOString() }),
