@@ -24,11 +24,13 @@ export function retryRead(failures: number, error: ApiError): boolean {
 
 export function createQueryClient(): QueryClient {
   return new QueryClient({
+    // `always`: the API may be on this machine while the browser believes it is offline, and an
+    // unreachable API is reported by the call itself rather than by a request that never starts.
     defaultOptions: {
       // The WebSocket's open (and resync notices) decide when everything is read again.
-      queries: { retry: retryRead, refetchOnWindowFocus: false, refetchOnReconnect: false },
+      queries: { retry: retryRead, networkMode: 'always', refetchOnWindowFocus: false, refetchOnReconnect: false },
       // Creating and retrying are not idempotent.
-      mutations: { retry: false },
+      mutations: { retry: false, networkMode: 'always' },
     },
   });
 }

@@ -1,6 +1,6 @@
 // The whole app against an in-memory API and a fake WebSocket: live updates, the merge rule in
 // the DOM, PENDING events for unknown tasks, counters from /stats (and their fallback), reloads
-// after resync and reconnect, deep links, retries, paging and id lookup.
+// after resync and reconnect, deep links, retries, paging, id lookup and a read retried after an outage.
 
 import { act, cleanup, render, screen, waitFor, within } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
