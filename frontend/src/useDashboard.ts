@@ -99,6 +99,8 @@ export function useDashboard(deps: DashboardDeps, selectedId: string | null, loo
   const taskQuery = useCallback(
     (taskId: string) => ({
       queryKey: keys.task(taskId),
+      // The store keeps the task; the cache only shares a request in flight.
+      gcTime: 0,
       queryFn: async () => {
         const task = await api.getTask(taskId);
         dispatch({ type: 'taskLoaded', task });
@@ -277,7 +279,8 @@ export function useDashboard(deps: DashboardDeps, selectedId: string | null, loo
     [createTask, retryTask, loadMore, listBusy, resync, tokens],
   );
 
-  const listError = list.isFetching ? null : (list.error ?? more.error);
+  // A failed "Load more" counts until the window is read again.
+  const listError = list.isFetching ? null : (list.error ?? (more.submittedAt > list.dataUpdatedAt ? more.error : null));
   return {
     state,
     connection,
