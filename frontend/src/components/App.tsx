@@ -1,5 +1,6 @@
 // The page: header with the connection state, overview, create form, task detail and list, and
-// the notifications; wires the controller hook to the components.
+// the notifications, under the REST cache (one QueryClient per page); wires the controller hook to
+// the components.
 
 import { QueryClientProvider } from '@tanstack/react-query';
 import { useCallback, useMemo, useState } from 'react';
