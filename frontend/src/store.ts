@@ -25,8 +25,6 @@ export interface ListState {
   cursor: string | null;
   /** The first page has arrived: until then the window's extent is unknown. */
   loaded: boolean;
-  loading: 'replace' | 'append' | null;
-  error: string | null;
   /**
    * Ids placed in the window from live data since the last reload was requested. A reload's
    * answer may predate them (the task was created while the request was in flight), so they
@@ -66,7 +64,6 @@ export type Action =
   | { type: 'filterChanged'; status: TaskStatus | null }
   | { type: 'listRequested'; mode: 'replace' | 'append' }
   | { type: 'listLoaded'; mode: 'replace' | 'append'; tasks: Task[]; cursor: string | null }
-  | { type: 'listFailed'; message: string }
   | { type: 'taskLoaded'; task: Task }
   | { type: 'orphanDropped'; taskId: string }
   | { type: 'event'; event: StatusEvent }
@@ -84,7 +81,7 @@ export function initialState(): DashboardState {
     tasks: {},
     seen: {},
     orphans: {},
-    list: { status: null, ids: [], cursor: null, loaded: false, loading: null, error: null, liveIds: [] },
+    list: { status: null, ids: [], cursor: null, loaded: false, liveIds: [] },
     toasts: [],
     toastSeq: 0,
     toastKeys: [],
@@ -279,15 +276,7 @@ function step(state: DashboardState, action: Action): DashboardState {
     case 'filterChanged':
       return { ...state, list: { ...initialState().list, status: action.status } };
     case 'listRequested':
-      return {
-        ...state,
-        list: {
-          ...state.list,
-          loading: action.mode,
-          error: null,
-          liveIds: action.mode === 'replace' ? [] : state.list.liveIds,
-        },
-      };
+      return action.mode === 'replace' ? { ...state, list: { ...state.list, liveIds: [] } } : state;
     case 'listLoaded': {
       let next = state;
       for (const task of action.tasks) next = absorb(next, task, false);
@@ -309,13 +298,9 @@ function step(state: DashboardState, action: Action): DashboardState {
           ids: sortIds([...kept, ...pageIds], next.tasks),
           cursor: action.cursor,
           loaded: true,
-          loading: null,
-          error: null,
         },
       };
     }
-    case 'listFailed':
-      return { ...state, list: { ...state.list, loading: null, error: action.message } };
     case 'taskLoaded':
       return absorb(state, action.task, true);
     case 'orphanDropped': {

@@ -2,13 +2,14 @@
 // live connection (reloading whenever events may have been missed), notices when the API wants a
 // token (a 401 from any call), and offers the actions the components call.
 
+import { isCancelledError, useIsMutating, useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useCallback, useEffect, useLayoutEffect, useMemo, useReducer, useRef, useState } from 'react';
 import { ApiError, errorMessage, type ApiClient, type TaskPage } from './api';
 import { connect, type Backoff, type Connection, type ConnectionState, type WebSocketFactory } from './connection';
+import { keys } from './queryClient';
 import { initialState, reducer, type DashboardState } from './store';
 import { createTokenStore, wsProtocols, type TokenStore } from './token';
 import { isTerminal, type NewTask, type Task, type TaskStatus } from './types';
-import { useStatsRefresh } from './useStatsRefresh';
 
 export interface DashboardDeps {
   api: ApiClient;
@@ -33,6 +34,8 @@ export interface DashboardDeps {
 export type AuthPhase = 'ok' | 'needed' | 'refused' | 'checking';
 
 export const PAGE_SIZE = 50;
+export const STATS_INTERVAL_MS = 10_000;
+const CREATE = ['create'];
 const MAX_PAGE = 500;
 /** Tasks outside the reloaded window that a resync refreshes by id, at most. */
 const MAX_STALE_REFRESH = 50;
@@ -47,8 +50,6 @@ export interface DashboardActions {
   setStatusFilter(status: TaskStatus | null): void;
   loadMore(): void;
   reload(): void;
-  /** Fetches a task by id unless it is loaded already (the id search). */
-  lookup(taskId: string): void;
   createTask(task: NewTask): Promise<Task>;
   retryTask(taskId: string): Promise<Task>;
   dismissToast(id: number): void;
@@ -62,21 +63,18 @@ export interface DashboardActions {
 export interface Dashboard {
   state: DashboardState;
   connection: ConnectionState;
-  fetches: Record<string, TaskFetch>;
+  /** The open task's fetch, and the id search's (a whole id not loaded is asked of the server). */
+  detail: TaskFetch;
+  lookup: TaskFetch;
+  /** The list's requests in flight and why the last one failed. */
+  list: { loading: 'replace' | 'append' | null; error: string | null };
   auth: AuthPhase;
   hasToken: boolean;
   actions: DashboardActions;
 }
 
-type ListMode = 'replace' | 'append';
-interface ListRequest {
-  status: TaskStatus | null;
-  limit: number;
-  before: string | null;
-}
-
-export function useDashboard(deps: DashboardDeps, selectedId: string | null): Dashboard {
-  const { api: rawApi, wsUrl, WebSocketImpl, backoff, random, statsIntervalMs, tokens: givenTokens } = deps;
+export function useDashboard(deps: DashboardDeps, selectedId: string | null, lookupId: string | null): Dashboard {
+  const { api: rawApi, wsUrl, WebSocketImpl, backoff, random, statsIntervalMs = STATS_INTERVAL_MS, tokens: givenTokens } = deps;
   const tokens = useMemo(() => givenTokens ?? createTokenStore(null), [givenTokens]);
   // Mirrors the store so a new token re-renders and reconnects the WebSocket.
   const [token, setToken] = useState<string | null>(() => tokens.get());
@@ -84,10 +82,7 @@ export function useDashboard(deps: DashboardDeps, selectedId: string | null): Da
   const api = useMemo(() => watchAuth(rawApi, tokens, setAuth), [rawApi, tokens]);
   const [state, dispatch] = useReducer(reducer, undefined, initialState);
   const [connection, setConnection] = useState<ConnectionState>({ phase: 'connecting', attempt: 1 });
-  const [fetches, setFetches] = useState<Record<string, TaskFetch>>({});
-  // POST /tasks calls not answered yet; see the orphan effect below.
-  const [creating, setCreating] = useState(0);
-  const refreshStats = useStatsRefresh(api, dispatch, statsIntervalMs);
+  const client = useQueryClient();
 
   // Async callbacks read the latest state and selection through refs rather than closures, so a
   // reload started by a WebSocket callback sees the filter and window of the current render.
@@ -97,81 +92,99 @@ export function useDashboard(deps: DashboardDeps, selectedId: string | null): Da
     stateRef.current = state;
     selectedRef.current = selectedId;
   });
-
   const connectionRef = useRef<Connection | null>(null);
-  const inFlight = useRef(new Set<string>());
-  const fetchAgain = useRef(new Set<string>());
-  // Only the newest list request may land: an older answer (a filter since changed, a reload
-  // since superseded) would bring back rows that no longer belong.
-  const listSeq = useRef(0);
 
-  const fetchTask = useCallback(
-    async (taskId: string, refresh = false): Promise<void> => {
-      if (inFlight.current.has(taskId)) {
-        // The answer in flight may predate what prompted this call: ask again when it lands.
-        if (refresh) fetchAgain.current.add(taskId);
-        return;
-      }
-      inFlight.current.add(taskId);
-      setFetches((all) => ({ ...all, [taskId]: { loading: true, error: all[taskId]?.error ?? null } }));
-      try {
+  // One task by id (detail view, id search, unknown events). Every answer goes into the store,
+  // where the merge rule drops one that is older than what the page holds.
+  const taskQuery = useCallback(
+    (taskId: string) => ({
+      queryKey: keys.task(taskId),
+      // The store keeps the task; the cache only shares a request in flight.
+      gcTime: 0,
+      queryFn: async () => {
         const task = await api.getTask(taskId);
         dispatch({ type: 'taskLoaded', task });
-        setFetches((all) => ({ ...all, [taskId]: { loading: false, error: null } }));
-      } catch (caught) {
-        const error = caught instanceof ApiError ? caught : new ApiError(0, 'error', errorMessage(caught));
+        return task;
+      },
+    }),
+    [api],
+  );
+  const fetchTask = useCallback(
+    (taskId: string) =>
+      void client.fetchQuery(taskQuery(taskId)).catch((error: unknown) => {
         // An event for a task we cannot read would wait forever: let it go.
-        dispatch({ type: 'orphanDropped', taskId });
-        setFetches((all) => ({ ...all, [taskId]: { loading: false, error } }));
-      } finally {
-        inFlight.current.delete(taskId);
-        if (fetchAgain.current.delete(taskId)) void fetchTask(taskId);
-      }
-    },
-    [api],
+        if (!isCancelledError(error)) dispatch({ type: 'orphanDropped', taskId });
+      }),
+    [client, taskQuery],
   );
+  const detail = useQuery({ ...taskQuery(selectedId ?? ''), enabled: selectedId !== null });
+  const lookup = useQuery({ ...taskQuery(lookupId ?? ''), enabled: lookupId !== null && state.tasks[lookupId] === undefined });
 
-  const loadList = useCallback(
-    async (mode: ListMode, request: ListRequest): Promise<TaskPage | null> => {
-      const seq = ++listSeq.current;
-      dispatch({ type: 'listRequested', mode });
+  // The loaded window, read again whole (one request of its size) on a reload. A newer request
+  // cancels the one in flight, whose answer is then ignored: it would bring back rows that no
+  // longer belong. "Load more" appends to it below.
+  const status = state.list.status;
+  const list = useQuery({
+    queryKey: keys.list(status),
+    queryFn: async ({ signal }) => {
+      const limit = Math.min(MAX_PAGE, Math.max(PAGE_SIZE, stateRef.current.list.ids.length));
+      dispatch({ type: 'listRequested', mode: 'replace' });
+      const page = await api.listTasks({ status, limit, before: null });
+      if (!signal.aborted) dispatch({ type: 'listLoaded', mode: 'replace', tasks: page.tasks, cursor: page.nextCursor });
+      return page;
+    },
+  });
+  const more = useMutation({
+    mutationFn: (cursor: string) => api.listTasks({ status, limit: PAGE_SIZE, before: cursor }),
+    onSuccess(page, cursor) {
+      // A reload or a new filter since then has its own window, which this page does not continue.
+      const { list: now } = stateRef.current;
+      if (now.status !== status || now.cursor !== cursor || client.isFetching({ queryKey: keys.list(status) }) > 0) return;
+      dispatch({ type: 'listLoaded', mode: 'append', tasks: page.tasks, cursor: page.nextCursor });
+    },
+  });
+
+  // The counters' snapshot: at start, every interval while the tab is visible (and at once when it
+  // is shown again), and on each reload. An API without /stats (404) is not polled; it is asked
+  // again only on a reload, in case it was upgraded.
+  useQuery({
+    queryKey: keys.stats,
+    queryFn: async ({ signal }) => {
+      // The snapshot includes every change before this moment; later ones are added from events.
+      const ref = Date.now() * 1000;
+      dispatch({ type: 'statsRequested', at: ref });
       try {
-        const page = await api.listTasks(request);
-        if (seq !== listSeq.current) return null;
-        dispatch({ type: 'listLoaded', mode, tasks: page.tasks, cursor: page.nextCursor });
-        return page;
+        const stats = await api.getStats();
+        if (!signal.aborted) dispatch({ type: 'statsLoaded', stats, ref });
+        return stats;
       } catch (error) {
-        if (seq === listSeq.current) dispatch({ type: 'listFailed', message: errorMessage(error) });
-        return null;
+        if (!signal.aborted) dispatch({ type: 'statsFailed', message: errorMessage(error) });
+        throw error;
       }
     },
-    [api],
-  );
+    retry: false, // the next poll is the retry
+    refetchInterval: (query) => (query.state.error?.status === 404 ? false : statsIntervalMs),
+    refetchOnWindowFocus: (query) => query.state.error?.status !== 404,
+  });
 
   /**
    * Reloads everything shown after events may have been lost (a reconnect, a resync notice): the
-   * counters, the loaded window in one request of the same size, the open task, and tasks
-   * outside the window that were still moving (finished ones cannot change unless retried).
+   * counters, the loaded window, the open task, and tasks outside the window that were still
+   * moving (finished ones cannot change unless retried).
    */
   const resync = useCallback(async (): Promise<void> => {
-    refreshStats();
     const before = stateRef.current;
-    const limit = Math.min(MAX_PAGE, Math.max(PAGE_SIZE, before.list.ids.length));
     const selected = selectedRef.current;
-    if (selected !== null) void fetchTask(selected, true);
-    const page = await loadList('replace', { status: before.list.status, limit, before: null });
-    if (page === null) return;
-    const fresh = new Set(page.tasks.map((task) => task.task_id));
+    void client.invalidateQueries({ queryKey: keys.stats });
+    if (selected !== null) void client.invalidateQueries({ queryKey: keys.task(selected) });
+    await client.invalidateQueries({ queryKey: keys.list(before.list.status) });
+    const page = client.getQueryData<TaskPage>(keys.list(before.list.status));
+    const fresh = new Set(page?.tasks.map((task) => task.task_id));
     Object.values(before.tasks)
       .filter((task) => !isTerminal(task.status) && !fresh.has(task.task_id) && task.task_id !== selected)
       .slice(0, MAX_STALE_REFRESH)
-      .forEach((task) => void fetchTask(task.task_id));
-  }, [fetchTask, loadList, refreshStats]);
-
-  // The first page, at once; the socket's first open reloads it (see onOpen).
-  useEffect(() => {
-    void loadList('replace', { status: null, limit: PAGE_SIZE, before: null });
-  }, [loadList]);
+      .forEach((task) => fetchTask(task.task_id));
+  }, [client, fetchTask]);
 
   useEffect(() => {
     const live = connect({
@@ -184,7 +197,7 @@ export function useDashboard(deps: DashboardDeps, selectedId: string | null): Da
       onEvent(event) {
         dispatch({ type: 'event', event });
         // The open task's attempts and timestamps come only with a snapshot.
-        if (event.task_id === selectedRef.current) void fetchTask(event.task_id, true);
+        if (event.task_id === selectedRef.current) void client.invalidateQueries({ queryKey: keys.task(event.task_id) });
       },
       onResync() {
         void resync();
@@ -202,54 +215,44 @@ export function useDashboard(deps: DashboardDeps, selectedId: string | null): Da
     connectionRef.current = live;
     return () => live.stop();
     // `token` restarts the connection: a socket opened without it (or with an old one) is useless.
-  }, [wsUrl, WebSocketImpl, backoff, random, fetchTask, resync, api, tokens, token]);
+  }, [wsUrl, WebSocketImpl, backoff, random, client, resync, api, tokens, token]);
 
   // Events for tasks we have no snapshot of (someone else created them): fetch them by id. The
   // PENDING event of a task created here usually arrives before the POST's answer, which brings
   // the same snapshot: while a create is unanswered, wait for it rather than fetch twice. Any
   // other task's event waits that long too (milliseconds), then is fetched.
+  const creating = useIsMutating({ mutationKey: CREATE });
   useEffect(() => {
     if (creating > 0) return;
-    for (const taskId of Object.keys(state.orphans)) void fetchTask(taskId);
+    for (const taskId of Object.keys(state.orphans)) fetchTask(taskId);
   }, [state.orphans, creating, fetchTask]);
 
-  // Opening a task (or following a link to one) always reads it fresh, attempts included.
-  useEffect(() => {
-    if (selectedId !== null) void fetchTask(selectedId, true);
-  }, [selectedId, fetchTask]);
+  const { mutateAsync: createTask } = useMutation({
+    mutationKey: CREATE,
+    mutationFn: (task: NewTask) => api.createTask(task),
+    onSuccess: (task) => dispatch({ type: 'taskLoaded', task }),
+  });
+  const { mutateAsync: retryTask } = useMutation({
+    mutationFn: (taskId: string) => api.retryTask(taskId),
+    onSuccess: (task) => dispatch({ type: 'taskLoaded', task }),
+  });
+  const { mutate: loadMore } = more;
+  const listBusy = list.isFetching || more.isPending;
 
   const actions = useMemo<DashboardActions>(
     () => ({
-      setStatusFilter(status) {
-        dispatch({ type: 'filterChanged', status });
-        void loadList('replace', { status, limit: PAGE_SIZE, before: null });
+      setStatusFilter(next) {
+        dispatch({ type: 'filterChanged', status: next });
       },
       loadMore() {
-        const { list } = stateRef.current;
-        if (list.cursor === null || list.loading !== null) return;
-        void loadList('append', { status: list.status, limit: PAGE_SIZE, before: list.cursor });
+        const { cursor } = stateRef.current.list;
+        if (cursor !== null && !listBusy) loadMore(cursor);
       },
       reload() {
         void resync();
       },
-      lookup(taskId) {
-        if (stateRef.current.tasks[taskId] === undefined) void fetchTask(taskId);
-      },
-      async createTask(task) {
-        setCreating((n) => n + 1);
-        try {
-          const created = await api.createTask(task);
-          dispatch({ type: 'taskLoaded', task: created });
-          return created;
-        } finally {
-          setCreating((n) => n - 1);
-        }
-      },
-      async retryTask(taskId) {
-        const retried = await api.retryTask(taskId);
-        dispatch({ type: 'taskLoaded', task: retried });
-        return retried;
-      },
+      createTask,
+      retryTask,
       dismissToast(id) {
         dispatch({ type: 'toastDismissed', id });
       },
@@ -273,10 +276,21 @@ export function useDashboard(deps: DashboardDeps, selectedId: string | null): Da
         void resync();
       },
     }),
-    [api, fetchTask, loadList, resync, tokens],
+    [createTask, retryTask, loadMore, listBusy, resync, tokens],
   );
 
-  return { state, connection, fetches, auth, hasToken: token !== null, actions };
+  // A failed "Load more" counts until the window is read again.
+  const listError = list.isFetching ? null : (list.error ?? (more.submittedAt > list.dataUpdatedAt ? more.error : null));
+  return {
+    state,
+    connection,
+    detail: { loading: detail.isFetching, error: detail.error },
+    lookup: { loading: lookup.isFetching, error: lookup.error },
+    list: { loading: list.isFetching ? 'replace' : more.isPending ? 'append' : null, error: listError?.message ?? null },
+    auth,
+    hasToken: token !== null,
+    actions,
+  };
 }
 
 /**

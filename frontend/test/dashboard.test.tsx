@@ -1,6 +1,6 @@
 // The whole app against an in-memory API and a fake WebSocket: live updates, the merge rule in
 // the DOM, PENDING events for unknown tasks, counters from /stats (and their fallback), reloads
-// after resync and reconnect, deep links, retries, paging and id lookup.
+// after resync and reconnect, deep links, retries, paging, id lookup and a read retried after an outage.
 
 import { act, cleanup, render, screen, waitFor, within } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
@@ -320,6 +320,17 @@ describe('the dashboard', () => {
     await user.clear(screen.getByLabelText('Search'));
     await user.type(screen.getByLabelText('Search'), '00000000-0000-4000-8000-999999999999');
     expect(await screen.findByText('No task has this id.')).toBeTruthy();
+  });
+
+  it('reads the list again after an outage answer, without showing an error that went away', async () => {
+    const task = makeTask({ title: 'Survivor' });
+    const { api } = mount([task], ({ api: fake }) => {
+      fake.listTasks.mockRejectedValueOnce(new ApiError(503, 'unavailable', 'the database cannot be reached'));
+    });
+    // No socket opens here, so only the cache's retry (a second later) can bring the row.
+    await waitFor(() => row(task), { timeout: 3000 });
+    expect(api.listTasks).toHaveBeenCalledTimes(2);
+    expect(screen.queryByText(/Cannot load tasks/)).toBeNull();
   });
 
   it('pages with the cursor and filters by status on the server', async () => {

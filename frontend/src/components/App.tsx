@@ -1,8 +1,11 @@
 // The page: header with the connection state, overview, create form, task detail and list, and
-// the notifications; wires the controller hook to the components.
+// the notifications, under the REST cache (one QueryClient per page); wires the controller hook to
+// the components.
 
+import { QueryClientProvider } from '@tanstack/react-query';
 import { useCallback, useMemo, useState } from 'react';
-import { visibleTasks } from '../store';
+import { createQueryClient } from '../queryClient';
+import { isTaskId, visibleTasks } from '../store';
 import { useDashboard, type DashboardDeps } from '../useDashboard';
 import { useTaskParam } from '../location';
 import { ConnectionStatus } from './ConnectionStatus';
@@ -15,9 +18,20 @@ import { Toasts } from './Toasts';
 
 /** `deps` must keep its identity across renders: a new object would reconnect the WebSocket. */
 export function App({ deps }: { deps: DashboardDeps }) {
+  const [client] = useState(createQueryClient);
+  return (
+    <QueryClientProvider client={client}>
+      <Page deps={deps} />
+    </QueryClientProvider>
+  );
+}
+
+function Page({ deps }: { deps: DashboardDeps }) {
   const [selectedId, select] = useTaskParam();
-  const { state, connection, fetches, auth, hasToken, actions } = useDashboard(deps, selectedId);
   const [search, setSearch] = useState('');
+  // A whole id that is not loaded is asked of the server: it may be older than the loaded pages.
+  const idSearch = isTaskId(search) ? search.trim().toLowerCase() : null;
+  const { state, connection, detail, lookup, list, auth, hasToken, actions } = useDashboard(deps, selectedId, idSearch);
 
   const allTasks = useMemo(() => Object.values(state.tasks), [state.tasks]);
   const rows = useMemo(() => visibleTasks(state, search), [state, search]);
@@ -30,7 +44,6 @@ export function App({ deps }: { deps: DashboardDeps }) {
       row?.querySelector<HTMLButtonElement>('button')?.focus();
     });
   }, [select, selectedId]);
-  const normalizedSearch = search.trim().toLowerCase();
 
   return (
     <>
@@ -55,7 +68,7 @@ export function App({ deps }: { deps: DashboardDeps }) {
             key={selectedId}
             taskId={selectedId}
             task={state.tasks[selectedId]}
-            fetch={fetches[selectedId]}
+            fetch={detail}
             seen={state.seen[selectedId]}
             onClose={close}
             onRetry={actions.retryTask}
@@ -68,12 +81,12 @@ export function App({ deps }: { deps: DashboardDeps }) {
         <TaskList
           rows={rows}
           list={state.list}
+          requests={list}
           search={search}
-          lookup={fetches[normalizedSearch]}
+          lookup={lookup}
           selectedId={selectedId}
           onSearch={setSearch}
           onFilter={actions.setStatusFilter}
-          onLookup={actions.lookup}
           onLoadMore={actions.loadMore}
           onReload={actions.reload}
           onSelect={select}

@@ -1,7 +1,8 @@
 // The open task: status, result or failure reason, timeline, timestamps and payload, with Retry
 // for a failed task. Escape or Close closes it; opening it moves focus to its heading.
 
-import { useEffect, useRef, useState, type KeyboardEvent } from 'react';
+import { useMutation } from '@tanstack/react-query';
+import { useEffect, useRef, type KeyboardEvent } from 'react';
 import { errorMessage } from '../api';
 import type { Task, TaskStatus } from '../types';
 import type { TaskFetch } from '../useDashboard';
@@ -11,36 +12,23 @@ import { Timeline } from './Timeline';
 export interface TaskDetailProps {
   taskId: string;
   task: Task | undefined;
-  fetch: TaskFetch | undefined;
+  fetch: TaskFetch;
   seen: Partial<Record<TaskStatus, string>> | undefined;
   onClose(): void;
   onRetry(taskId: string): Promise<Task>;
 }
 
 function RetryButton({ taskId, onRetry, onRetried }: { taskId: string; onRetry(taskId: string): Promise<Task>; onRetried(): void }) {
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string | null>(null);
-  const retry = async (): Promise<void> => {
-    setBusy(true);
-    setError(null);
-    try {
-      await onRetry(taskId);
-      // The task is PENDING now, so this button goes away: keep focus in the detail view.
-      onRetried();
-    } catch (caught) {
-      setError(errorMessage(caught));
-    } finally {
-      setBusy(false);
-    }
-  };
+  // On success the task is PENDING, so this button goes away: `onRetried` keeps focus in the view.
+  const retry = useMutation({ mutationFn: () => onRetry(taskId), onSuccess: onRetried });
   return (
     <div className="retry">
-      <button type="button" className="button button--primary" onClick={() => void retry()} disabled={busy}>
-        {busy ? 'Retrying…' : 'Retry'}
+      <button type="button" className="button button--primary" onClick={() => retry.mutate()} disabled={retry.isPending}>
+        {retry.isPending ? 'Retrying…' : 'Retry'}
       </button>
-      {error !== null && (
+      {retry.error !== null && (
         <p className="form__error" role="alert">
-          Retry failed: {error}
+          Retry failed: {errorMessage(retry.error)}
         </p>
       )}
     </div>
@@ -78,7 +66,7 @@ export function TaskDetail({ taskId, task, fetch, seen, onClose, onRetry }: Task
       </div>
 
       {task === undefined ? (
-        fetch?.error ? (
+        fetch.error ? (
           <p className="form__error" role="alert">
             {fetch.error.status === 404 ? `No task has the id ${taskId}.` : `Cannot load this task: ${fetch.error.message}`}
           </p>

@@ -1,12 +1,12 @@
 // The task list: status filter (server-side, pages from the API), search over loaded rows plus an
 // exact id lookup, the rows themselves, and "Load more" along the API's cursor.
 
-import { memo, useEffect } from 'react';
+import { memo } from 'react';
 import type { ListState } from '../store';
 import { isTaskId } from '../store';
 import { elapsedMicros, formatDuration, formatTimestamp, toMicros } from '../time';
 import { isTerminal, STATUSES, type Task, type TaskStatus } from '../types';
-import type { TaskFetch } from '../useDashboard';
+import type { Dashboard, TaskFetch } from '../useDashboard';
 import { useNow } from '../useNow';
 import { isStatus } from '../wire';
 import { StatusBadge } from './StatusBadge';
@@ -14,12 +14,12 @@ import { StatusBadge } from './StatusBadge';
 export interface TaskListProps {
   rows: Task[];
   list: ListState;
+  requests: Dashboard['list'];
   search: string;
-  lookup: TaskFetch | undefined;
+  lookup: TaskFetch;
   selectedId: string | null;
   onSearch(search: string): void;
   onFilter(status: TaskStatus | null): void;
-  onLookup(taskId: string): void;
   onLoadMore(): void;
   onReload(): void;
   onSelect(taskId: string): void;
@@ -76,23 +76,18 @@ const TaskRow = memo(function TaskRow({
 });
 
 export function TaskList(props: TaskListProps) {
-  const { rows, list, search, lookup, selectedId, onSearch, onFilter, onLookup, onLoadMore, onReload, onSelect } = props;
+  const { rows, list, requests, search, lookup, selectedId, onSearch, onFilter, onLoadMore, onReload, onSelect } = props;
   const now = useNow(1000, rows.some((task) => !isTerminal(task.status)));
   const idSearch = isTaskId(search) ? search.trim().toLowerCase() : null;
-
-  // A whole id that is not loaded is asked of the server: it may be older than the loaded pages.
-  useEffect(() => {
-    if (idSearch !== null) onLookup(idSearch);
-  }, [idSearch, onLookup]);
 
   let summary: string;
   if (idSearch !== null) {
     if (rows.length > 0) summary = 'Found the task with this id.';
-    else if (lookup?.loading) summary = 'Looking up this id…';
-    else if (lookup?.error?.status === 404) summary = 'No task has this id.';
-    else summary = lookup?.error ? `Cannot look up this id: ${lookup.error.message}` : 'Looking up this id…';
+    else if (lookup.loading) summary = 'Looking up this id…';
+    else if (lookup.error?.status === 404) summary = 'No task has this id.';
+    else summary = lookup.error ? `Cannot look up this id: ${lookup.error.message}` : 'Looking up this id…';
   } else if (!list.loaded) {
-    summary = list.loading ? 'Loading tasks…' : '';
+    summary = requests.loading ? 'Loading tasks…' : '';
   } else {
     summary = `Showing ${rows.length} of ${list.ids.length} loaded task${list.ids.length === 1 ? '' : 's'}.`;
   }
@@ -135,9 +130,9 @@ export function TaskList(props: TaskListProps) {
       <p className="list-summary" aria-live="polite">
         {summary}
       </p>
-      {list.error !== null && (
+      {requests.error !== null && (
         <p className="form__error" role="alert">
-          Cannot load tasks: {list.error}{' '}
+          Cannot load tasks: {requests.error}{' '}
           <button type="button" className="button button--small" onClick={onReload}>
             Try again
           </button>
@@ -169,8 +164,8 @@ export function TaskList(props: TaskListProps) {
       {idSearch === null && (
         <div className="list-footer">
           {list.cursor !== null ? (
-            <button type="button" className="button" onClick={onLoadMore} disabled={list.loading !== null}>
-              {list.loading === 'append' ? 'Loading…' : 'Load more'}
+            <button type="button" className="button" onClick={onLoadMore} disabled={requests.loading !== null}>
+              {requests.loading === 'append' ? 'Loading…' : 'Load more'}
             </button>
           ) : (
             list.loaded && list.ids.length > 0 && <span className="hint">All tasks loaded.</span>
