@@ -455,7 +455,7 @@ impl TestApp {
     }
 
     /// A connection and a channel of the test's own, straight to RabbitMQ.
-    async fn amqp_channel(&self) -> (lapin::Connection, lapin::Channel) {
+    pub async fn amqp_channel(&self) -> (lapin::Connection, lapin::Channel) {
         let connection = taskflow_core::amqp::connect(&self.direct.amqp)
             .await
             .expect("connecting to RabbitMQ");
