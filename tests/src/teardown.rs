@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
 use sqlx::MySqlPool;
 
 use crate::TestApp;
@@ -54,27 +53,14 @@ impl Drop for TestApp {
                 .await?;
                 admin.close().await;
                 let connection = lapin::Connection::connect(&amqp.url, Default::default()).await?;
-                // The work queue, its retry and parking queues and the dead-letter queue. A fresh channel
-                // each: deleting a queue that was never declared may close the channel.
+                // The work queue, its retry and parking queues and the dead-letter queue.
                 let mut queues = vec![
                     amqp.queue.clone(),
                     amqp.dead_letter_queue.clone(),
                     format!("{}.parked", amqp.queue),
                 ];
                 queues.extend((1..=max_attempts).map(|n| format!("{}.retry.{n}", amqp.queue)));
-                for queue in queues {
-                    let channel = connection.create_channel().await?;
-                    let _ = channel
-                        .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
-                        .await;
-                }
-                let channel = connection.create_channel().await?;
-                channel
-                    .exchange_delete(
-                        amqp.exchange.as_str().into(),
-                        ExchangeDeleteOptions::default(),
-                    )
-                    .await?;
+                taskflow_core::amqp::delete_names(&connection, &queues, &amqp.exchange).await?;
                 let _ = connection.close(200, "test done".into()).await;
                 anyhow::Ok(())
             })

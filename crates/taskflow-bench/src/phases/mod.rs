@@ -10,7 +10,7 @@ mod ws;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use lapin::options::{QueueDeclareOptions, QueueDeleteOptions};
+use lapin::options::QueueDeclareOptions;
 use lapin::types::FieldTable;
 use sqlx::MySqlPool;
 
@@ -104,19 +104,9 @@ pub async fn clean_up(env: &Env, pool: &MySqlPool) -> anyhow::Result<()> {
     let p = &env.prefix;
     let mut queues = vec![env.queue.clone(), format!("{p}.task.dead-letter")];
     queues.extend((1..=5).map(|n| format!("{}.retry.{n}", env.queue)));
-    for queue in queues {
-        let channel = connection.create_channel().await?;
-        let _ = channel
-            .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
-            .await;
-    }
-    let channel = connection.create_channel().await?;
-    let _ = channel
-        .exchange_delete(
-            format!("{p}.task.topic").as_str().into(),
-            Default::default(),
-        )
-        .await;
+    // The exchange may never have been declared (a run that failed early).
+    let _ =
+        taskflow_core::amqp::delete_names(&connection, &queues, &format!("{p}.task.topic")).await;
     let _ = connection.close(200, "done".into()).await;
     Ok(())
 }

@@ -11,8 +11,8 @@ mod supervisor;
 
 use anyhow::Context as _;
 use lapin::options::{
-    BasicConsumeOptions, BasicQosOptions, ExchangeDeclareOptions, QueueBindOptions,
-    QueueDeclareOptions,
+    BasicConsumeOptions, BasicQosOptions, ExchangeDeclareOptions, ExchangeDeleteOptions,
+    QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, Connection, ConnectionProperties, Consumer, ExchangeKind};
@@ -22,6 +22,28 @@ pub use supervisor::Supervisor;
 
 use crate::backoff::retry_connect;
 use crate::config::{AmqpSettings, QueueType};
+
+/// Deletes `queues` and then `exchange`, for tests and benchmark runs removing the names they
+/// made. Each queue on a fresh channel: deleting a queue that was never declared may close the
+/// channel. Only the exchange's deletion can fail the call.
+pub async fn delete_names(
+    connection: &Connection,
+    queues: &[String],
+    exchange: &str,
+) -> anyhow::Result<()> {
+    for queue in queues {
+        let channel = connection.create_channel().await?;
+        let _ = channel
+            .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+            .await;
+    }
+    let channel = connection.create_channel().await?;
+    channel
+        .exchange_delete(exchange.into(), ExchangeDeleteOptions::default())
+        .await
+        .with_context(|| format!("deleting exchange {exchange}"))?;
+    Ok(())
+}
 
 /// Opens a connection, retrying as `RABBITMQ_CONNECT_ATTEMPTS` / `RABBITMQ_CONNECT_BACKOFF` say.
 pub async fn connect(settings: &AmqpSettings) -> anyhow::Result<Connection> {
