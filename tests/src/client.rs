@@ -59,6 +59,39 @@ impl TestApp {
             .expect("a UUID task_id")
     }
 
+    /// [`TestApp::create_task`] with `Authorization: Bearer <token>`, for an API that wants one.
+    pub async fn create_task_with_token(&self, token: &str) -> TaskId {
+        let response = self
+            .http
+            .post(self.url("/tasks"))
+            .bearer_auth(token)
+            .json(&serde_json::json!({"title": "t", "payload": {"message": "m"}}))
+            .send()
+            .await
+            .expect("POST /tasks");
+        let (status, body) = json_response(response).await;
+        assert_eq!(
+            status,
+            reqwest::StatusCode::CREATED,
+            "POST /tasks answered {body}"
+        );
+        body["task_id"]
+            .as_str()
+            .expect("task_id in the answer")
+            .parse()
+            .expect("a UUID task_id")
+    }
+
+    /// `POST /tasks/{id}/retry`, as an operator replaying a task; returns the answer's status.
+    pub async fn retry_task(&self, id: TaskId) -> reqwest::StatusCode {
+        self.http
+            .post(self.url(&format!("/tasks/{id}/retry")))
+            .send()
+            .await
+            .expect("POST /tasks/{id}/retry")
+            .status()
+    }
+
     /// `GET` a path; returns the status, the headers and the JSON answer.
     pub async fn get(
         &self,

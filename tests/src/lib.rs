@@ -257,14 +257,7 @@ impl TestApp {
         };
         let database = format!("tf_test_{suffix}");
 
-        let admin = MySqlPool::connect(&base.mysql)
-            .await
-            .expect("connecting to the test MySQL server");
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE `{database}`")))
-            .execute(&admin)
-            .await
-            .expect("creating the test database");
-        admin.close().await;
+        create_database(&base.mysql, &database).await.close().await;
         let pool = taskflow_core::db::connect(&direct.db)
             .await
             .expect("connecting to the test database");
@@ -383,6 +376,18 @@ impl TestApp {
         );
         api.shutdown().await
     }
+}
+
+/// Creates `database` on `server`; returns the admin pool it used, for the caller to close.
+async fn create_database(server: &str, database: &str) -> MySqlPool {
+    let admin = MySqlPool::connect(server)
+        .await
+        .expect("connecting to the test MySQL server");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE `{database}`")))
+        .execute(&admin)
+        .await
+        .expect("creating the test database");
+    admin
 }
 
 /// Logs from the components, for a failing test's output (`RUST_LOG` to change the level).

@@ -3,7 +3,7 @@
 use sqlx::MySqlPool;
 use taskflow_core::domain::TaskId;
 
-use crate::{init_logging, services};
+use crate::{create_database, init_logging, services};
 
 /// Migrates a database of its own that holds `seed` first, and returns what the migration said
 /// and the tables it left; the database is dropped afterwards. For migrations that must fail.
@@ -12,13 +12,7 @@ pub async fn migrate_seeded_database(seed: &str) -> (anyhow::Result<Vec<String>>
     let base = services::services().await;
     let suffix = TaskId::new().to_string().replace('-', "")[20..].to_owned();
     let database = format!("tf_test_{suffix}");
-    let admin = MySqlPool::connect(&base.mysql)
-        .await
-        .expect("connecting to the test MySQL server");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE `{database}`")))
-        .execute(&admin)
-        .await
-        .expect("creating the test database");
+    let admin = create_database(&base.mysql, &database).await;
     let pool = MySqlPool::connect(&taskflow_provision::db_url(&base.mysql, &database))
         .await
         .expect("connecting to the test database");

@@ -54,13 +54,7 @@ async fn a_task_that_keeps_failing_transiently_is_failed_dead_lettered_and_can_b
     assert_eq!(body["task_id"], id.to_string());
 
     // Act: an operator replays it (the fourth attempt succeeds).
-    let response = app
-        .http
-        .post(app.url(&format!("/tasks/{id}/retry")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(app.retry_task(id).await, StatusCode::OK);
 
     // Assert
     let replay = ws.wait_for(id, TaskStatus::Done).await;
@@ -69,14 +63,8 @@ async fn a_task_that_keeps_failing_transiently_is_failed_dead_lettered_and_can_b
         .map(|e| e["status"].as_str().unwrap())
         .collect();
     assert_eq!(statuses, ["PENDING", "PROCESSING", "DONE"]);
-    let response = app
-        .http
-        .post(app.url(&format!("/tasks/{id}/retry")))
-        .send()
-        .await
-        .unwrap();
     assert_eq!(
-        response.status(),
+        app.retry_task(id).await,
         StatusCode::CONFLICT,
         "a DONE task cannot be retried"
     );
@@ -93,13 +81,7 @@ async fn an_operators_retry_keeps_the_attempt_that_failed_the_task_in_the_timeli
     assert_eq!(failed["attempts"].as_array().unwrap().len(), 1, "{failed}");
 
     // Act: an operator retries it, and it fails again.
-    let response = app
-        .http
-        .post(app.url(&format!("/tasks/{id}/retry")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(app.retry_task(id).await, StatusCode::OK);
     ws.wait_for(id, TaskStatus::Failed).await;
 
     // Assert: both attempts, each with its worker, outcome and reason.
