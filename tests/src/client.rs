@@ -329,17 +329,8 @@ impl TestApp {
 
 /// Checks `condition` every 25 ms until it holds (true) or `timeout` passes (false): for the
 /// states no event announces.
-pub async fn poll_until(timeout: Duration, mut condition: impl AsyncFnMut() -> bool) -> bool {
-    let polled = tokio::time::timeout(timeout, async {
-        let mut interval = tokio::time::interval(Duration::from_millis(25));
-        loop {
-            interval.tick().await;
-            if condition().await {
-                return;
-            }
-        }
-    });
-    polled.await.is_ok()
+pub async fn poll_until(timeout: Duration, condition: impl AsyncFnMut() -> bool) -> bool {
+    taskflow_core::backoff::poll_until(timeout, Duration::from_millis(25), condition).await
 }
 
 async fn json_response(response: reqwest::Response) -> (reqwest::StatusCode, Value) {
