@@ -7,7 +7,7 @@ use serde_json::json;
 use taskflow_core::amqp::{Broker, headers};
 use taskflow_core::domain::TaskStatus;
 use taskflow_core::status_bus::StatusPublisher;
-use taskflow_tests::{Options, Proxied, TestApp};
+use taskflow_tests::{EVENT_TIMEOUT, Options, Proxied, TestApp, poll_until};
 
 fn options(proxied: Proxied, vars: &[(&'static str, &str)]) -> Options {
     Options {
@@ -191,21 +191,6 @@ async fn a_panicking_job_is_retried_and_does_not_hold_its_prefetch_slot() {
     );
 }
 
-/// Checks `condition` every 25 ms until it holds, for at most the harness's event timeout.
-async fn eventually(mut condition: impl AsyncFnMut() -> bool) -> bool {
-    tokio::time::timeout(taskflow_tests::EVENT_TIMEOUT, async {
-        let mut interval = tokio::time::interval(Duration::from_millis(25));
-        loop {
-            interval.tick().await;
-            if condition().await {
-                return;
-            }
-        }
-    })
-    .await
-    .is_ok()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_is_failed_only_once_its_dead_letter_is_confirmed() {
     // Arrange: a task that fails for good on its first attempt, and no dead-letter queue, so
@@ -221,10 +206,7 @@ async fn a_task_is_failed_only_once_its_dead_letter_is_confirmed() {
     ))
     .await;
     let dead_letters = app.direct.amqp.dead_letter_queue.clone();
-    let connection = taskflow_core::amqp::connect(&app.direct.amqp)
-        .await
-        .unwrap();
-    let channel = connection.create_channel().await.unwrap();
+    let (connection, channel) = app.amqp_channel().await;
     channel
         .queue_delete(dead_letters.as_str().into(), Default::default())
         .await
@@ -238,7 +220,7 @@ async fn a_task_is_failed_only_once_its_dead_letter_is_confirmed() {
             json!({"message": "never", "transient_failures": 1_000_000}),
         )
         .await;
-    let requeued = eventually(async || {
+    let requeued = poll_until(EVENT_TIMEOUT, async || {
         app.worker_counter("taskflow_deliveries_requeued_total")
             .await
             >= 1
@@ -256,7 +238,10 @@ async fn a_task_is_failed_only_once_its_dead_letter_is_confirmed() {
 
     // Assert: FAILED, with its dead letter kept.
     app.wait_for_status(id, TaskStatus::Failed).await;
-    let kept = eventually(async || app.queue_depth(&dead_letters).await == Some(1)).await;
+    let kept = poll_until(EVENT_TIMEOUT, async || {
+        app.queue_depth(&dead_letters).await == Some(1)
+    })
+    .await;
     let _ = connection.close(200, "done".into()).await;
     assert!(kept, "the FAILED task's dead letter was lost");
     let letter = app.take_message(&dead_letters).await.unwrap();
@@ -281,10 +266,7 @@ async fn a_delivery_requeued_over_and_over_is_parked_with_its_reason() {
     .await;
     let dead_letters = app.direct.amqp.dead_letter_queue.clone();
     let parked = format!("{}.parked", app.direct.amqp.queue);
-    let connection = taskflow_core::amqp::connect(&app.direct.amqp)
-        .await
-        .unwrap();
-    let channel = connection.create_channel().await.unwrap();
+    let (connection, channel) = app.amqp_channel().await;
     channel
         .queue_delete(dead_letters.as_str().into(), Default::default())
         .await
@@ -300,7 +282,10 @@ async fn a_delivery_requeued_over_and_over_is_parked_with_its_reason() {
         .await;
 
     // Assert: parked after the requeues allowed, with a reason, and counted.
-    let was_parked = eventually(async || app.queue_depth(&parked).await == Some(1)).await;
+    let was_parked = poll_until(EVENT_TIMEOUT, async || {
+        app.queue_depth(&parked).await == Some(1)
+    })
+    .await;
     assert!(was_parked, "the delivery was never parked");
     let letter = app.take_message(&parked).await.unwrap();
     assert!(String::from_utf8_lossy(&letter.data).contains(&id.to_string()));

@@ -312,21 +312,7 @@ async fn with_tokens_for_reads_everything_but_probes_needs_it_including_the_webs
         other => panic!("the WebSocket without a token must be refused, got {other:?}"),
     }
     let mut ws = WsClient::connect_with_token(&app.ws_url(), Some("s3cret")).await;
-    let id = app
-        .http
-        .post(app.url("/tasks"))
-        .bearer_auth("s3cret")
-        .json(&json!({"title": "t", "payload": {"message": "m"}}))
-        .send()
-        .await
-        .unwrap()
-        .json::<serde_json::Value>()
-        .await
-        .unwrap()["task_id"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let id = app.create_task_with_token("s3cret").await;
     ws.wait_for(id, TaskStatus::Done).await;
 }
 

@@ -4,7 +4,6 @@
 use std::net::SocketAddr;
 
 use reqwest::StatusCode;
-use serde_json::json;
 use taskflow_tests::{Options, TestApp};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
@@ -106,20 +105,7 @@ fn spellings(canonical: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_spelling_of_a_protected_path_reaches_its_data_without_the_token() {
     let app = TestApp::spawn_with(with_read_token(&[])).await;
-    let id = app
-        .http
-        .post(app.url("/tasks"))
-        .bearer_auth(TOKEN)
-        .json(&json!({"title": "t", "payload": {"message": "m"}}))
-        .send()
-        .await
-        .unwrap()
-        .json::<serde_json::Value>()
-        .await
-        .unwrap()["task_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.create_task_with_token(TOKEN).await;
     let authorized = format!("Authorization: Bearer {TOKEN}\r\n");
 
     let mut served = Vec::new();

@@ -96,6 +96,18 @@ impl FaultProxy {
         *self.state.refused.borrow()
     }
 
+    /// An outage the component notices: cuts the link, runs `act` while it is down, waits until
+    /// `refusals` new connections (at least one) have been refused — the component is trying to
+    /// reconnect — then heals. Returns what `act` returned.
+    pub async fn outage<T>(&self, refusals: u64, act: impl AsyncFnOnce() -> T) -> T {
+        let refused = self.refused();
+        self.cut();
+        let acted = act().await;
+        self.wait_for_refusals(refused + refusals.max(1) - 1).await;
+        self.heal();
+        acted
+    }
+
     /// Waits until a component has tried (and failed) to connect more than `after` times in
     /// all: proof that it noticed the cut and is trying to reconnect.
     pub async fn wait_for_refusals(&self, after: u64) {

@@ -172,22 +172,20 @@ fn render(r: &Report) -> String {
     }
     md += "| Measure | Result |\n| --- | --- |\n";
     if let Some(c) = &r.ceilings {
-        md += &format!(
-            "| Raw ceiling: INSERT+COMMIT at concurrency 64 | {:.0}/s |\n",
-            c.insert_commit_per_second_at_64
-        );
-        md += &format!(
-            "| Raw ceiling: INSERT+COMMIT, then a confirmed publish, at concurrency 64 | {:.0}/s |\n",
-            c.insert_then_publish_per_second_at_64
-        );
-        md += &format!(
-            "| Raw ceiling: confirmed AMQP publishes | {:.0}/s |\n",
-            c.confirmed_publish_per_second
-        );
-        md += &format!(
-            "| Raw ceiling: Redis PUBLISH | {:.0}/s |\n",
-            c.redis_publish_per_second
-        );
+        for (measure, per_second) in [
+            (
+                "INSERT+COMMIT at concurrency 64",
+                c.insert_commit_per_second_at_64,
+            ),
+            (
+                "INSERT+COMMIT, then a confirmed publish, at concurrency 64",
+                c.insert_then_publish_per_second_at_64,
+            ),
+            ("confirmed AMQP publishes", c.confirmed_publish_per_second),
+            ("Redis PUBLISH", c.redis_publish_per_second),
+        ] {
+            md += &format!("| Raw ceiling: {measure} | {per_second:.0}/s |\n");
+        }
     }
     let workers = if r.create_with_workers_stopped {
         "workers stopped"

@@ -121,6 +121,26 @@ where
     }
 }
 
+/// Checks `condition` every `every` until it holds (true) or `timeout` passes (false): for
+/// callers outside the services (the test harness, the bench) waiting on a state no event
+/// announces.
+pub async fn poll_until(
+    timeout: Duration,
+    every: Duration,
+    mut condition: impl AsyncFnMut() -> bool,
+) -> bool {
+    let polled = tokio::time::timeout(timeout, async {
+        let mut interval = tokio::time::interval(every);
+        loop {
+            interval.tick().await;
+            if condition().await {
+                return;
+            }
+        }
+    });
+    polled.await.is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

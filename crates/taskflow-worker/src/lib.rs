@@ -16,8 +16,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use futures_util::StreamExt as _;
 use lapin::options::BasicCancelOptions;
-use taskflow_core::amqp::{self, Broker};
-use taskflow_core::backoff::{Backoff, Tries};
+use taskflow_core::amqp::{self, Broker, Supervisor};
 use taskflow_core::config::Settings;
 use taskflow_core::db;
 use taskflow_core::status_bus::StatusPublisher;
@@ -25,9 +24,6 @@ use tokio::task::JoinSet;
 
 use crate::metrics::WorkerMetrics;
 use crate::process::Context;
-
-/// A connection attempt that takes longer than this is abandoned and retried.
-const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct Worker {
     settings: Settings,
@@ -37,9 +33,8 @@ pub struct Worker {
     metrics_addr: std::net::SocketAddr,
 }
 
-/// An open consumer: its connection, channel and tag.
+/// An open consumer: its channel and tag.
 struct Consuming {
-    connection: lapin::Connection,
     channel: lapin::Channel,
     tag: String,
 }
@@ -112,35 +107,40 @@ impl Worker {
         tracing::info!(address = %self.metrics_addr, "worker metrics listening");
         // The broker sends at most `prefetch` unacked deliveries, which bounds this set.
         let mut in_progress = JoinSet::new();
-        let mut reconnects = Tries::new(Backoff::RECONNECT);
+        // The consumer keeps a connection of its own, apart from the publisher's.
+        let mut supervisor = Supervisor::lazy(&self.settings.amqp);
         let mut current: Option<Consuming> = None;
 
         'consume: loop {
             // A worker asked to stop does not reconnect (and so does not re-declare a queue
             // that is being deleted as it stops).
+            if let Some(at) = supervisor.retry_at() {
+                tokio::select! {
+                    biased;
+                    () = &mut shutdown => break 'consume,
+                    () = tokio::time::sleep_until(at.into()) => {}
+                }
+            }
             let opened = tokio::select! {
                 biased;
                 () = &mut shutdown => break 'consume,
-                opened = tokio::time::timeout(OPEN_TIMEOUT, self.open_consumer()) => opened
-                    .unwrap_or_else(|_| Err(anyhow::anyhow!("opening the consumer timed out"))),
+                opened = self.open_consumer(&mut supervisor) => opened,
             };
             let (consuming, mut consumer) = match opened {
                 Ok(opened) => opened,
                 Err(err) => {
-                    let delay = reconnects.failed().unwrap_or(Backoff::RECONNECT.cap);
+                    let retry_in = supervisor
+                        .retry_at()
+                        .map(|at| at.saturating_duration_since(std::time::Instant::now()))
+                        .unwrap_or_default();
                     tracing::warn!(
                         error = format!("{err:#}"),
-                        retry_in_ms = delay.as_millis() as u64,
+                        retry_in_ms = retry_in.as_millis() as u64,
                         "cannot consume; retrying"
                     );
-                    tokio::select! {
-                        () = &mut shutdown => break 'consume,
-                        () = tokio::time::sleep(delay) => {}
-                    }
                     continue;
                 }
             };
-            reconnects.succeeded();
             current = Some(consuming);
             loop {
                 tokio::select! {
@@ -166,7 +166,11 @@ impl Worker {
                 }
             }
             if let Some(dead) = current.take() {
-                let _ = dead.connection.close(200, "reconnecting".into()).await;
+                // Best effort, in the background: on a dead connection it fails at once, and on
+                // a live one it must not hold up consuming again.
+                tokio::spawn(async move {
+                    let _ = dead.channel.close(200, "reconnecting".into()).await;
+                });
             }
         }
 
@@ -197,11 +201,8 @@ impl Worker {
         }
         if let Some(consuming) = current {
             let _ = consuming.channel.close(200, "worker stopping".into()).await;
-            let _ = consuming
-                .connection
-                .close(200, "worker stopping".into())
-                .await;
         }
+        supervisor.close("worker stopping").await;
         self.context.broker.close().await;
         // The batch writers keep their connections until they stop, and closing the pool waits
         // for every connection: let them go first.
@@ -214,26 +215,26 @@ impl Worker {
         Ok(())
     }
 
-    async fn open_consumer(&self) -> anyhow::Result<(Consuming, lapin::Consumer)> {
-        let connection =
-            lapin::Connection::connect(&self.settings.amqp.url, Default::default()).await?;
+    /// A consumer on a fresh channel of `supervisor`'s connection (reconnecting if need be).
+    async fn open_consumer(
+        &self,
+        supervisor: &mut Supervisor,
+    ) -> anyhow::Result<(Consuming, lapin::Consumer)> {
         let tag = format!("{}-{}", self.settings.worker.name, fastrand::u32(..));
-        let (channel, consumer) = amqp::consume(
-            &connection,
-            &self.settings.amqp,
-            self.settings.worker.prefetch,
-            &tag,
-        )
-        .await?;
+        let (channel, consumer) = supervisor
+            .open(|channel| async {
+                let consumer = amqp::consume(
+                    &channel,
+                    &self.settings.amqp,
+                    self.settings.worker.prefetch,
+                    &tag,
+                )
+                .await?;
+                anyhow::Ok((channel, consumer))
+            })
+            .await?;
         tracing::info!(queue = %self.settings.amqp.queue, prefetch = self.settings.worker.prefetch, "worker consuming");
-        Ok((
-            Consuming {
-                connection,
-                channel,
-                tag,
-            },
-            consumer,
-        ))
+        Ok((Consuming { channel, tag }, consumer))
     }
 }
 

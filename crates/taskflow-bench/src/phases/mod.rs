@@ -7,12 +7,13 @@ mod latency;
 mod throughput;
 mod ws;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context as _;
-use lapin::options::{QueueDeclareOptions, QueueDeleteOptions};
+use lapin::options::QueueDeclareOptions;
 use lapin::types::FieldTable;
 use sqlx::MySqlPool;
+use taskflow_core::backoff::poll_until;
 
 pub use self::ceilings::{
     insert_ceiling, insert_then_publish_ceiling, publish_ceiling, redis_ceiling,
@@ -55,38 +56,49 @@ pub(super) async fn post_task(api: &Api) -> anyhow::Result<String> {
 /// Consumers attached to the work queue (to know the workers are up before measuring).
 pub async fn wait_for_consumers(env: &Env, count: u32) -> anyhow::Result<()> {
     let connection = lapin::Connection::connect(&env.rabbitmq, Default::default()).await?;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        // Passive: the queue is the stack's, declared with whatever arguments it chose. Until a
-        // worker has declared it, the lookup fails and closes its channel: a new one each time.
-        let channel = connection.create_channel().await?;
-        let found = channel
-            .queue_declare(
-                env.queue.as_str().into(),
-                QueueDeclareOptions {
-                    passive: true,
-                    ..QueueDeclareOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await;
-        match found {
-            Ok(queue) if queue.consumer_count() >= count => break,
-            Ok(queue) => anyhow::ensure!(
-                Instant::now() < deadline,
-                "{} of {count} workers attached to {} in time",
-                queue.consumer_count(),
-                env.queue
-            ),
-            Err(err) => anyhow::ensure!(
-                Instant::now() < deadline,
-                "the queue {} is not there: {err}",
-                env.queue
-            ),
-        }
-        let _ = channel.close(200, "looked".into()).await;
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let mut seen = String::from("no answer yet");
+    let attached = poll_until(
+        Duration::from_secs(60),
+        Duration::from_millis(100),
+        async || {
+            // Passive: the queue is the stack's, declared with whatever arguments it chose. Until a
+            // worker has declared it, the lookup fails and closes its channel: a new one each time.
+            let channel = match connection.create_channel().await {
+                Ok(channel) => channel,
+                Err(err) => {
+                    seen = format!("no channel: {err}");
+                    return false;
+                }
+            };
+            let found = channel
+                .queue_declare(
+                    env.queue.as_str().into(),
+                    QueueDeclareOptions {
+                        passive: true,
+                        ..QueueDeclareOptions::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await;
+            let _ = channel.close(200, "looked".into()).await;
+            match found {
+                Ok(queue) => {
+                    seen = format!("{} of {count} workers attached", queue.consumer_count());
+                    queue.consumer_count() >= count
+                }
+                Err(err) => {
+                    seen = format!("the queue is not there: {err}");
+                    false
+                }
+            }
+        },
+    )
+    .await;
+    anyhow::ensure!(
+        attached,
+        "workers not attached to {} in time: {seen}",
+        env.queue
+    );
     let _ = connection.close(200, "done".into()).await;
     Ok(())
 }
@@ -104,19 +116,9 @@ pub async fn clean_up(env: &Env, pool: &MySqlPool) -> anyhow::Result<()> {
     let p = &env.prefix;
     let mut queues = vec![env.queue.clone(), format!("{p}.task.dead-letter")];
     queues.extend((1..=5).map(|n| format!("{}.retry.{n}", env.queue)));
-    for queue in queues {
-        let channel = connection.create_channel().await?;
-        let _ = channel
-            .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
-            .await;
-    }
-    let channel = connection.create_channel().await?;
-    let _ = channel
-        .exchange_delete(
-            format!("{p}.task.topic").as_str().into(),
-            Default::default(),
-        )
-        .await;
+    // The exchange may never have been declared (a run that failed early).
+    let _ =
+        taskflow_core::amqp::delete_names(&connection, &queues, &format!("{p}.task.topic")).await;
     let _ = connection.close(200, "done".into()).await;
     Ok(())
 }

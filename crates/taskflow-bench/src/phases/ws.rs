@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use futures_util::StreamExt as _;
+use taskflow_core::backoff::poll_until;
 use tokio::sync::Mutex;
 
 type WsStream =
@@ -83,19 +84,15 @@ impl DoneWatcher {
 
     /// Waits until every id has its DONE (or `timeout`); returns when each arrived.
     pub async fn wait_all(&self, ids: &[String], timeout: Duration) -> HashMap<String, Instant> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            {
-                let done = self.done.lock().await;
-                if ids.iter().all(|id| done.contains_key(id)) || Instant::now() > deadline {
-                    return ids
-                        .iter()
-                        .filter_map(|id| done.get(id).map(|at| (id.clone(), *at)))
-                        .collect();
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        poll_until(timeout, Duration::from_millis(20), async || {
+            let done = self.done.lock().await;
+            ids.iter().all(|id| done.contains_key(id))
+        })
+        .await;
+        let done = self.done.lock().await;
+        ids.iter()
+            .filter_map(|id| done.get(id).map(|at| (id.clone(), *at)))
+            .collect()
     }
 }
 
