@@ -494,7 +494,8 @@ pub async fn record_retry(
     Ok(recorded.rows_affected() > 0 || holds_attempt(pool, id, record.attempt).await?)
 }
 
-/// An attempt's own record replaces an earlier guess about it.
+/// An attempt's own record replaces an earlier guess about it. `VALUES()` stays although MySQL
+/// 8.0.20 deprecates it: MariaDB rejects MySQL's `AS new` row alias, and both servers run this.
 const ON_DUPLICATE_ATTEMPT: &str = " ON DUPLICATE KEY UPDATE worker = VALUES(worker), \
      started_at = VALUES(started_at), finished_at = VALUES(finished_at), \
      outcome = VALUES(outcome), error = VALUES(error)";
