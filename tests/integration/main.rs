@@ -12,6 +12,7 @@ mod operations;
 mod outbox;
 mod pipeline;
 mod scale_out;
+mod scheduling;
 mod security;
 mod stalls;
 

@@ -2,12 +2,12 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use salvo::http::ParseError;
 use salvo::http::header::{HeaderValue, LINK};
 use salvo::http::mime;
 use salvo::oapi::extract::{PathParam, QueryParam};
 use salvo::prelude::*;
-use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 use taskflow_core::contract::{StatusEvent, TaskCreated};

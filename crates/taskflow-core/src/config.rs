@@ -608,12 +608,19 @@ mod tests {
         let settings =
             Settings::from_vars(&vars(&[("MAX_DELAY", "2h"), ("TASK_RETENTION", "12h")])).unwrap();
         assert_eq!(settings.api.max_delay, Duration::from_secs(7200));
-        assert_eq!(settings.worker.retention, Some(Duration::from_secs(12 * 3600)));
+        assert_eq!(
+            settings.worker.retention,
+            Some(Duration::from_secs(12 * 3600))
+        );
     }
 
     #[test]
     fn a_bad_max_delay_or_task_retention_is_refused_with_its_name() {
-        for (name, value) in [("MAX_DELAY", "30"), ("TASK_RETENTION", "0d"), ("TASK_RETENTION", "a week")] {
+        for (name, value) in [
+            ("MAX_DELAY", "30"),
+            ("TASK_RETENTION", "0d"),
+            ("TASK_RETENTION", "a week"),
+        ] {
             let err = Settings::from_vars(&vars(&[(name, value)])).unwrap_err();
             assert_eq!(err.variable, name, "{value}: {err}");
         }

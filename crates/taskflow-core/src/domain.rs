@@ -210,11 +210,13 @@ pub struct Task {
 }
 
 impl Task {
-    /// When the outbox relay should publish the task, unless the fast path after the commit
-    /// does first: its `run_at` if that is later than the commit's grace, else the grace.
+    /// When the outbox relay should publish the task: a delayed task at its `run_at` (the fast
+    /// path leaves it alone), any other once the fast path after the commit had its grace.
     pub fn dispatch_due_at(&self, grace: std::time::Duration) -> DateTime<Utc> {
-        let fast_path_missed = self.created_at + grace;
-        self.run_at.map_or(fast_path_missed, |at| at.max(fast_path_missed))
+        match self.run_at {
+            Some(at) if self.is_delayed() => at,
+            _ => self.created_at + grace,
+        }
     }
 
     /// Whether the task waits for its `run_at`, so the fast path leaves it to the relay.

@@ -22,7 +22,11 @@ pub fn parse_span(raw: &str) -> Result<Duration, String> {
         "m" => 60,
         "h" => 3600,
         "d" => 24 * 3600,
-        _ => return Err(format!("unknown unit {unit:?}: use s, m, h or d (e.g. 30d)")),
+        _ => {
+            return Err(format!(
+                "unknown unit {unit:?}: use s, m, h or d (e.g. 30d)"
+            ));
+        }
     };
     let span = number
         .checked_mul(unit_seconds)
@@ -51,7 +55,17 @@ mod tests {
     #[test]
     fn zero_a_fraction_no_unit_an_unknown_unit_or_too_long_is_refused() {
         for bad in [
-            "", "30", "0d", "1.5d", "-1d", "d", "30 d", "30days", "2w", "3651d", "99999999999999999999d",
+            "",
+            "30",
+            "0d",
+            "1.5d",
+            "-1d",
+            "d",
+            "30 d",
+            "30days",
+            "2w",
+            "3651d",
+            "99999999999999999999d",
         ] {
             assert!(parse_span(bad).is_err(), "{bad:?} was accepted");
         }

@@ -33,7 +33,8 @@ pub use self::idempotency::{
 pub use self::kept::KeptConnections;
 pub use self::migrations::migrate;
 pub use self::outbox::{
-    DispatchMark, OutboxMessage, RelayReport, mark_dispatched, redispatch_stuck_tasks, relay_outbox,
+    DUE_TASKS, DispatchMark, OutboxMessage, RelayReport, mark_dispatched, redispatch_stuck_tasks,
+    relay_outbox,
 };
 pub use self::processing::{
     AttemptRecord, Finish, Start, Started, Transition, fail_task, finish_attempt, finish_attempts,

@@ -87,6 +87,12 @@ pub struct RelayReport {
     pub parked: usize,
 }
 
+/// The relay's claim query (due time, batch size): a range of `idx_tasks_dispatch_due_at` in due
+/// order, so rows due later, however many, are never read.
+pub const DUE_TASKS: &str = "SELECT id, CAST(payload AS CHAR) AS payload, created_at, status, \
+                             attempts, run_at FROM tasks WHERE dispatch_due_at <= ? \
+                             ORDER BY dispatch_due_at LIMIT ? FOR UPDATE SKIP LOCKED";
+
 /// How long the relay's claim on a row lasts: a message whose publish failed (or whose relay
 /// died mid-pass) is taken again after it.
 const CLAIM: Duration = Duration::from_secs(5);
@@ -109,16 +115,12 @@ where
     let now = now_micros();
     let claimed_until = now + CLAIM;
     let mut tx = pool.begin().await.context("starting a transaction")?;
-    let rows = sqlx::query(
-        "SELECT id, CAST(payload AS CHAR) AS payload, created_at, status, attempts, run_at \
-         FROM tasks WHERE dispatch_due_at <= ? ORDER BY dispatch_due_at LIMIT ? \
-         FOR UPDATE SKIP LOCKED",
-    )
-    .bind(now.naive_utc())
-    .bind(limit)
-    .fetch_all(&mut *tx)
-    .await
-    .context("claiming due tasks")?;
+    let rows = sqlx::query(DUE_TASKS)
+        .bind(now.naive_utc())
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await
+        .context("claiming due tasks")?;
     if rows.is_empty() {
         // End the transaction now: a rollback left to the drop would run only when the
         // connection is next used, holding a metadata lock on the table until then.
