@@ -11,6 +11,7 @@ mod idempotency;
 mod operations;
 mod outbox;
 mod pipeline;
+mod retention;
 mod scale_out;
 mod scheduling;
 mod security;
