@@ -9,6 +9,7 @@
 //! due after the grace, so a task accepted with 201 is dispatched even if the broker was down or
 //! the API crashed in between. Relays in several API replicas claim disjoint rows
 //! (`FOR UPDATE SKIP LOCKED`, then the claim is committed before the broker is waited on).
+//! A delayed task (`run_at` ahead) is written due at its `run_at` and left to the relay alone.
 //!
 //! Clearing the column sets `updated_at = updated_at`: an UPDATE that names the column keeps
 //! MySQL's `ON UPDATE CURRENT_TIMESTAMP` from touching it.
