@@ -416,7 +416,7 @@ fn parse_new_task(
 }
 
 /// An RFC 3339 time no further ahead than `MAX_DELAY`, in UTC and truncated to microseconds as
-/// the database keeps it. A time in the past is accepted: the task runs now.
+/// the database keeps it. A time in the past (since 1970) is accepted: the task runs now.
 fn parse_run_at(
     raw: &str,
     now: DateTime<Utc>,
@@ -430,6 +430,13 @@ fn parse_run_at(
         .with_timezone(&Utc);
     let at = DateTime::from_timestamp_micros(at.timestamp_micros())
         .ok_or_else(|| ApiError::validation("run_at is out of range", field))?;
+    // MySQL's DATETIME starts at year 1000; a past this far off is a mistake, not a schedule.
+    if at < DateTime::UNIX_EPOCH {
+        return Err(ApiError::validation(
+            "run_at must be after 1970-01-01T00:00:00Z",
+            field,
+        ));
+    }
     let latest = now + max_delay;
     if at > latest {
         return Err(ApiError::validation(
