@@ -107,11 +107,26 @@ async fn a_garbage_or_too_distant_run_at_is_refused_with_422_naming_the_field() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delayed_task_survives_a_restart_of_the_api_and_the_worker() {
     let mut app = TestApp::spawn().await;
-    let run_at = now_micros() + Duration::from_secs(2);
-    let (id, _) = create_delayed(&app, "survivor", run_at).await;
-
-    // Both stop before it is due, and stay down until it is overdue.
+    // The worker stops first, so what reaches the queue stays there to be counted.
     app.stop_worker().await.expect("the worker stops cleanly");
+    let run_at = now_micros() + Duration::from_secs(3);
+    let (id, _) = create_delayed(&app, "survivor", run_at).await;
+    // A task to run now, created after it: once its message is queued, the delayed task's
+    // would be too, had it been published at once.
+    let marker = app.create_task("now", json!({"message": "now"})).await;
+    let queue = app.direct.amqp.queue.clone();
+    assert!(
+        poll_until(EVENT_TIMEOUT, async || app.queue_depth(&queue).await
+            >= Some(1))
+        .await
+    );
+    assert_eq!(
+        app.queue_depth(&queue).await,
+        Some(1),
+        "the delayed task was queued early"
+    );
+
+    // The API stops too before it is due, and both stay down until it is overdue.
     app.stop_api().await.expect("the API stops cleanly");
     assert!(poll_until(EVENT_TIMEOUT, async || now_micros() > run_at).await);
     assert_eq!(app.stored_status(id).await, TaskStatus::Pending);
@@ -119,6 +134,7 @@ async fn a_delayed_task_survives_a_restart_of_the_api_and_the_worker() {
     app.start_worker().await;
 
     app.wait_for_status(id, TaskStatus::Done).await;
+    app.wait_for_status(marker, TaskStatus::Done).await;
     assert!(started_at(&app, id).await >= run_at);
 }
 
