@@ -11,7 +11,9 @@ mod idempotency;
 mod operations;
 mod outbox;
 mod pipeline;
+mod retention;
 mod scale_out;
+mod scheduling;
 mod security;
 mod stalls;
 

@@ -358,6 +358,20 @@ impl TestApp {
         }
     }
 
+    /// Stops the API gracefully and starts a new one on the same settings (on a new port).
+    pub async fn restart_api(&mut self) {
+        self.stop_api().await.expect("the API stops cleanly");
+        let api = taskflow_api::Api::build(&self.settings)
+            .await
+            .expect("building the API again");
+        self.address = api.local_addr();
+        let (stop, stopped) = Running::stop_signal();
+        self.api = Running {
+            stop: Some(stop),
+            task: tokio::spawn(api.run(stopped)),
+        };
+    }
+
     /// Signals the API to stop, without waiting (see [`TestApp::stop_api`]).
     pub fn begin_api_shutdown(&mut self) {
         if let Some(stop) = self.api.stop.take() {

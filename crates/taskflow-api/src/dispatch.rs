@@ -58,7 +58,8 @@ pub async fn reserve_dispatch(state: &AppState) -> DispatchSlot {
 }
 
 /// Announces a status change just committed (a new task, an operator's retry) and publishes the
-/// task's `task.created` message, in the background. The commit made the dispatch certain — the
+/// task's `task.created` message, in the background (a delayed task has none yet: the relay
+/// publishes it once due). The commit made the dispatch certain — the
 /// row is due for the relay until the broker confirms the message — so the client's answer does
 /// not wait for the confirm. The event goes out before the message, so subscribers see PENDING
 /// before the worker's PROCESSING.
@@ -66,7 +67,7 @@ pub fn dispatch_after_commit(
     state: &Arc<AppState>,
     slot: DispatchSlot,
     event: StatusEvent,
-    message: TaskCreated,
+    message: Option<TaskCreated>,
 ) {
     let DispatchSlot(Some(permit)) = slot else {
         return;
@@ -77,7 +78,9 @@ pub fn dispatch_after_commit(
             .statuses
             .announce(&event, &state.metrics.announcements)
             .await;
-        publish_after_commit(&state, &message).await;
+        if let Some(message) = message {
+            publish_after_commit(&state, &message).await;
+        }
         drop(permit);
     });
 }
@@ -216,21 +219,48 @@ pub async fn relay(
                 );
             }
         }
-        let publish = |message: db::OutboxMessage| {
-            let broker = broker.clone();
-            async move {
-                broker
-                    .publish_task(
-                        message.task_id,
-                        &message.body,
-                        message.supersedes,
-                        publish_timeout,
-                    )
-                    .await
+        // A full pass (many tasks due at once) is followed by the next at once, not a tick
+        // later: they are published in due order, a batch at a time, until none is left.
+        loop {
+            let full = relay_pass(&pool, &broker, publish_timeout, &metrics).await;
+            if !full || *stop.borrow() {
+                break;
             }
-        };
-        match db::relay_outbox(&pool, RELAY_BATCH, publish).await {
-            Ok(report) if report.published > 0 || report.failed > 0 || report.parked > 0 => {
+        }
+    }
+}
+
+/// One relay pass; true when it published a full batch, so more may be due.
+async fn relay_pass(
+    pool: &MySqlPool,
+    broker: &Arc<Broker>,
+    publish_timeout: Duration,
+    metrics: &Arc<ApiMetrics>,
+) -> bool {
+    let publish = |message: db::OutboxMessage| {
+        let broker = broker.clone();
+        let metrics = metrics.clone();
+        async move {
+            broker
+                .publish_task(
+                    message.task_id,
+                    &message.body,
+                    message.supersedes,
+                    publish_timeout,
+                )
+                .await?;
+            if let Some(run_at) = message.scheduled_for {
+                let late = taskflow_core::domain::now_micros() - run_at;
+                metrics
+                    .scheduled_lag
+                    .observe(late.as_seconds_f64().max(0.0));
+            }
+            Ok(())
+        }
+    };
+    match db::relay_outbox(pool, RELAY_BATCH, publish).await {
+        Ok(report) => {
+            if report.published > 0 || report.failed > 0 || report.parked > 0 {
                 metrics.outbox_relayed.inc_by(report.published as u64);
                 metrics.publish_failures.inc_by(report.failed as u64);
                 metrics.outbox_parked.inc_by(report.parked as u64);
@@ -241,8 +271,12 @@ pub async fn relay(
                     "outbox relay pass"
                 );
             }
-            Ok(_) => {}
-            Err(err) => tracing::warn!(error = format!("{err:#}"), "outbox relay pass failed"),
+            // Failures wait for the next tick: the broker is in trouble.
+            report.failed == 0 && report.published + report.parked >= RELAY_BATCH as usize
+        }
+        Err(err) => {
+            tracing::warn!(error = format!("{err:#}"), "outbox relay pass failed");
+            false
         }
     }
 }

@@ -34,6 +34,7 @@ pub struct ApiMetrics {
     outbox_backlog: IntGauge,
     pub scrape_duration: Histogram,
     pub stats_computed: IntCounter,
+    pub scheduled_lag: Histogram,
 }
 
 impl ApiMetrics {
@@ -116,6 +117,14 @@ impl ApiMetrics {
                 "taskflow_metrics_scrape_duration_seconds",
                 "Time to refresh the gauges read from MySQL and RabbitMQ.",
             ))
+            .expect("valid metric")),
+            scheduled_lag: registered(&registry, Histogram::with_opts(HistogramOpts::new(
+                "taskflow_scheduled_dispatch_lag_seconds",
+                "How late delayed tasks are published: the broker's confirm time minus run_at.",
+            )
+            .buckets(vec![
+                0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0, 300.0,
+            ]))
             .expect("valid metric")),
             registry,
         }

@@ -25,6 +25,9 @@ pub struct TaskBody {
     pub finished_at: Option<DateTime<Utc>>,
     /// The payload's message once DONE, the failure reason once FAILED.
     pub message: Option<String>,
+    /// When a delayed task was asked to run; absent for a task run at once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_at: Option<DateTime<Utc>>,
 }
 
 impl From<Task> for TaskBody {
@@ -42,6 +45,7 @@ impl From<Task> for TaskBody {
             updated_at: task.updated_at,
             finished_at: task.finished_at,
             message: task.message,
+            run_at: task.run_at,
         }
     }
 }
@@ -99,6 +103,9 @@ pub struct NewTask {
     pub title: String,
     /// A JSON object or null. The task is DONE with `payload.message` if present, else FAILED.
     pub payload: Option<serde_json::Map<String, serde_json::Value>>,
+    /// RFC 3339: run the task no earlier than this, at most `MAX_DELAY` ahead (default 30
+    /// days); a past time runs it now.
+    pub run_at: Option<DateTime<Utc>>,
 }
 
 /// Task counts, and what finished per minute, for the dashboard.

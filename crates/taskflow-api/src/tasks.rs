@@ -1,5 +1,8 @@
 //! `/tasks`: create a task, read one, list them newest first, retry a failed one.
 
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
 use salvo::http::ParseError;
 use salvo::http::header::{HeaderValue, LINK};
 use salvo::http::mime;
@@ -75,6 +78,9 @@ impl salvo::oapi::EndpointOutRegister for Created {
 /// publish that fails is left to the outbox relay: a 201 always means the task will be
 /// dispatched.
 ///
+/// With a `run_at` in the future, the task stays PENDING until then and is published by the
+/// outbox relay once due (so the delay survives restarts); a `run_at` in the past runs now.
+///
 /// With an `Idempotency-Key` header, a retry of the same request (same key, same body) within
 /// 24 hours creates nothing and answers with the first answer, marked `Idempotent-Replayed:
 /// true`: a client may retry safely after a lost answer, a 504 or a timeout.
@@ -87,7 +93,7 @@ impl salvo::oapi::EndpointOutRegister for Created {
         (status_code = 401, description = "API_TOKEN is set and the bearer token is missing or wrong.", body = ErrorEnvelope),
         (status_code = 413, description = "Body larger than MAX_BODY_BYTES.", body = ErrorEnvelope),
         (status_code = 415, description = "Content type is not application/json.", body = ErrorEnvelope),
-        (status_code = 422, description = "Title or payload breaks a rule (`field` names it), or the Idempotency-Key was used with another body.", body = ErrorEnvelope),
+        (status_code = 422, description = "Title, payload or run_at breaks a rule (`field` names it), or the Idempotency-Key was used with another body.", body = ErrorEnvelope),
         (status_code = 503, description = "The database cannot be reached; nothing was stored.", body = ErrorEnvelope),
         (status_code = 504, description = "The database did not confirm the INSERT: the task may exist (the message names its id).", body = ErrorEnvelope),
     )
@@ -105,9 +111,8 @@ async fn create_task(req: &mut Request, depot: &mut Depot) -> Result<Created, Ap
             other => ApiError::bad_request(format!("cannot read the request body: {other}"), None),
         })?;
     let request_hash: [u8; 32] = Sha256::digest(body).into();
-    let (title, payload) = parse_new_task(body)?;
-
     let now = now_micros();
+    let (title, payload, run_at) = parse_new_task(body, now, state.settings.max_delay)?;
     let task = Task {
         task_id: TaskId::new(),
         title,
@@ -117,12 +122,14 @@ async fn create_task(req: &mut Request, depot: &mut Depot) -> Result<Created, Ap
         updated_at: now,
         finished_at: None,
         message: None,
+        run_at,
     };
-    let message = TaskCreated {
+    // A delayed task is published by the relay once due: its row says when.
+    let message = (!task.is_delayed()).then(|| TaskCreated {
         task_id: task.task_id,
         payload: task.payload.to_value(),
         requested_at: now,
-    };
+    });
     let slot = dispatch::reserve_dispatch(state).await;
     let task_id = task.task_id;
     let body = TaskBody::from(task.clone());
@@ -271,7 +278,7 @@ async fn retry_task(
         payload: task.payload.to_value(),
         requested_at: task.updated_at,
     };
-    dispatch::dispatch_after_commit(state, slot, event, message);
+    dispatch::dispatch_after_commit(state, slot, event, Some(message));
     tracing::info!(task_id = %id, "task retried by an operator");
     Ok(Json(task.into()))
 }
@@ -364,9 +371,13 @@ fn require_json(req: &Request) -> Result<(), ApiError> {
     }
 }
 
-/// Turns a `POST /tasks` body into a valid title and payload: bad JSON syntax is 400, anything
-/// well formed that breaks a rule is 422 and names the field.
-fn parse_new_task(body: &[u8]) -> Result<(Title, Payload), ApiError> {
+/// Turns a `POST /tasks` body into a valid title, payload and `run_at`: bad JSON syntax is 400,
+/// anything well formed that breaks a rule is 422 and names the field.
+fn parse_new_task(
+    body: &[u8],
+    now: DateTime<Utc>,
+    max_delay: Duration,
+) -> Result<(Title, Payload, Option<DateTime<Utc>>), ApiError> {
     let value: Value = serde_json::from_slice(body)
         .map_err(|err| ApiError::bad_request(format!("body is not valid JSON: {err}"), None))?;
     let Value::Object(mut fields) = value else {
@@ -391,5 +402,47 @@ fn parse_new_task(body: &[u8]) -> Result<(Title, Payload), ApiError> {
         Title::parse(title).map_err(|err| ApiError::validation(err.to_string(), Some("title")))?;
     let payload = Payload::parse(fields.remove("payload").unwrap_or(Value::Null))
         .map_err(|err| ApiError::validation(err.to_string(), Some("payload")))?;
-    Ok((title, payload))
+    let run_at = match fields.remove("run_at") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(raw)) => Some(parse_run_at(&raw, now, max_delay)?),
+        Some(_) => {
+            return Err(ApiError::validation(
+                "run_at must be an RFC 3339 time string",
+                Some("run_at"),
+            ));
+        }
+    };
+    Ok((title, payload, run_at))
+}
+
+/// An RFC 3339 time no further ahead than `MAX_DELAY`, in UTC and truncated to microseconds as
+/// the database keeps it. A time in the past (since 1970) is accepted: the task runs now.
+fn parse_run_at(
+    raw: &str,
+    now: DateTime<Utc>,
+    max_delay: Duration,
+) -> Result<DateTime<Utc>, ApiError> {
+    let field = Some("run_at");
+    let at = DateTime::parse_from_rfc3339(raw)
+        .map_err(|err| {
+            ApiError::validation(format!("run_at is not an RFC 3339 time: {err}"), field)
+        })?
+        .with_timezone(&Utc);
+    let at = DateTime::from_timestamp_micros(at.timestamp_micros())
+        .ok_or_else(|| ApiError::validation("run_at is out of range", field))?;
+    // MySQL's DATETIME starts at year 1000; a past this far off is a mistake, not a schedule.
+    if at < DateTime::UNIX_EPOCH {
+        return Err(ApiError::validation(
+            "run_at must be after 1970-01-01T00:00:00Z",
+            field,
+        ));
+    }
+    let latest = now + max_delay;
+    if at > latest {
+        return Err(ApiError::validation(
+            format!("run_at may be at most MAX_DELAY ({max_delay:?}) ahead, i.e. before {latest}"),
+            field,
+        ));
+    }
+    Ok(at)
 }

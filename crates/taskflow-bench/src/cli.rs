@@ -14,6 +14,7 @@ pub struct Plan {
     pub fan_out_events: usize,
     pub scaling_tasks: usize,
     pub workers: Vec<usize>,
+    pub delayed_tasks: usize,
 }
 
 impl Plan {
@@ -28,6 +29,7 @@ impl Plan {
             fan_out_events: 50,
             scaling_tasks: 5_000,
             workers: vec![1, 2, 4],
+            delayed_tasks: 10_000,
         }
     }
 
@@ -43,6 +45,7 @@ impl Plan {
             fan_out_events: 20,
             scaling_tasks: 500,
             workers: vec![1, 2],
+            delayed_tasks: 1_000,
         }
     }
 }
@@ -57,16 +60,18 @@ pub enum Phase {
     Latency,
     FanOut,
     Scaling,
+    Delayed,
 }
 
 impl Phase {
-    pub const ALL: [Phase; 6] = [
+    pub const ALL: [Phase; 7] = [
         Phase::Ceilings,
         Phase::Create,
         Phase::Pipeline,
         Phase::Latency,
         Phase::FanOut,
         Phase::Scaling,
+        Phase::Delayed,
     ];
 
     pub fn name(self) -> &'static str {
@@ -77,6 +82,7 @@ impl Phase {
             Phase::Latency => "latency",
             Phase::FanOut => "fan-out",
             Phase::Scaling => "scaling",
+            Phase::Delayed => "delayed",
         }
     }
 }
@@ -89,7 +95,8 @@ pub const USAGE: &str =
             variables give (DB_URL, RABBITMQ_URL, REDIS_URL, TASK_QUEUE, STATUS_CHANNEL,
             API_TOKEN); without it the bench starts a stack of its own on TEST_DB_URL,
             TEST_RABBITMQ_URL and TEST_REDIS_URL
-  --only    some of: ceilings, create, pipeline, latency, fan-out, scaling
+  --only    some of: ceilings, create, pipeline, latency, fan-out, scaling, delayed
+            (delayed: dispatch lag of tasks all due in the same second)
             (latency runs at shares of the pipeline's rate, so it brings the pipeline along)
   --rates   run the latency phase at these offered rates (tasks/s) instead of 10%, 50% and 90%
             of the pipeline's: two builds are then compared under the same load

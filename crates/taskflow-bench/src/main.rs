@@ -222,6 +222,18 @@ async fn main() -> anyhow::Result<()> {
             announce("worker scaling: skipped (a running stack's workers are not the bench's)");
         }
     }
+    let mut delayed = None;
+    if args.runs(Phase::Delayed) {
+        announce(&format!(
+            "dispatch lag ({} delayed tasks due in the same second)",
+            plan.delayed_tasks
+        ));
+        let before = stack.usage();
+        delayed = Some(
+            phases::delayed_dispatch_lag(&api, &admin, &env.database, plan.delayed_tasks).await?,
+        );
+        phase("delayed", before, &stack);
+    }
     let own_stack = stack.is_own();
     drop(stack);
 
@@ -252,6 +264,7 @@ async fn main() -> anyhow::Result<()> {
         usage,
         cpu_per_created_task,
         cpu_per_done_task,
+        delayed,
         summary: String::new(),
     };
     report.summary = summary(&report);

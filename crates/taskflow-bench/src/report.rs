@@ -3,7 +3,9 @@
 use serde::Serialize;
 
 use crate::cli::Phase;
-use crate::phases::{CreateFigures, FanOutFigures, LatencyFigures, PipelineFigures};
+use crate::phases::{
+    CreateFigures, DelayedFigures, FanOutFigures, LatencyFigures, PipelineFigures,
+};
 use crate::stack::{CpuPerTask, Env, Usage};
 
 #[derive(Serialize)]
@@ -33,6 +35,8 @@ pub struct Report {
     pub cpu_per_created_task: Vec<(usize, CpuPerTask)>,
     /// CPU time of the API and workers per task DONE in the pipeline phase (all its runs).
     pub cpu_per_done_task: Option<CpuPerTask>,
+    /// Dispatch lag of delayed tasks all due in the same second.
+    pub delayed: Option<DelayedFigures>,
     /// The headline figures in one line, as printed at the end.
     pub summary: String,
 }
@@ -141,6 +145,16 @@ pub fn summary(r: &Report) -> String {
             l.latency.p99_ms, l.offered_per_second
         ));
     }
+    if let Some(d) = &r.delayed {
+        parts.push(format!(
+            "{} delayed tasks due in one second: start lag p99 {:.0} ms{}",
+            d.tasks,
+            d.start_lag.p99_ms,
+            d.publish_lag_p99_at_most_ms
+                .map(|ms| format!(", publish lag p99 ≤ {ms:.0} ms"))
+                .unwrap_or_default()
+        ));
+    }
     format!("summary: {}", parts.join("; "))
 }
 
@@ -171,6 +185,18 @@ fn render(r: &Report) -> String {
         md += &format!("Stack: the one running at {url} (its services, names and workers).\n\n");
     }
     md += "| Measure | Result |\n| --- | --- |\n";
+    if let Some(d) = &r.delayed {
+        md += &format!(
+            "| Delayed tasks due in the same second ({}, {} created after it) | publish − run_at p99 ≤ {} ms; start − run_at p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms |\n",
+            d.tasks,
+            d.created_late,
+            d.publish_lag_p99_at_most_ms
+                .map_or("?".to_owned(), |ms| format!("{ms:.0}")),
+            d.start_lag.p50_ms,
+            d.start_lag.p99_ms,
+            d.start_lag.max_ms
+        );
+    }
     if let Some(c) = &r.ceilings {
         for (measure, per_second) in [
             (

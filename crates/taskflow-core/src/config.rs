@@ -9,6 +9,9 @@ use std::time::Duration;
 
 use crate::backoff::Backoff;
 
+mod span;
+pub use span::parse_span;
+
 /// Everything the API and the worker read at start-up. Each process uses its part.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -57,6 +60,8 @@ pub struct ApiSettings {
     pub token_for_reads: bool,
     /// `STATIC_DIR`: the built dashboard to serve at `/`, if the folder exists.
     pub static_dir: String,
+    /// `MAX_DELAY`: how far ahead a task's `run_at` may be.
+    pub max_delay: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -137,6 +142,9 @@ pub struct WorkerSettings {
     /// `WORKER_MAX_REQUEUES`: how many times in a row a worker puts a delivery back for
     /// immediate redelivery before it parks it in `<TASK_QUEUE>.parked` with the reason.
     pub max_requeues: u32,
+    /// `TASK_RETENTION`: DONE and FAILED tasks finished longer ago are pruned; unset, kept
+    /// forever.
+    pub retention: Option<Duration>,
 }
 
 /// Retries of transient failures (a dependency unreachable, a timeout): exponential backoff with
@@ -239,6 +247,9 @@ impl Settings {
                 token: Some(env.string("API_TOKEN", "")).filter(|token| !token.is_empty()),
                 token_for_reads: env.parse("API_TOKEN_READS", false)?,
                 static_dir: env.string("STATIC_DIR", "frontend/dist"),
+                max_delay: env
+                    .span("MAX_DELAY")?
+                    .unwrap_or(Duration::from_secs(30 * 24 * 3600)),
             },
             db: DbSettings {
                 url: normalize_db_url(&env.string(
@@ -284,6 +295,7 @@ impl Settings {
                 name: env.worker_name("WORKER_NAME")?,
                 metrics_port: env.parse("WORKER_METRICS_PORT", 9100)?,
                 max_requeues: env.positive("WORKER_MAX_REQUEUES", 20)?,
+                retention: env.span("TASK_RETENTION")?,
             },
             retry: RetrySettings {
                 max_attempts: env.positive("RETRY_MAX_ATTEMPTS", 5)?,
@@ -362,6 +374,16 @@ impl Env<'_> {
             return Err(self.invalid(name, "must be greater than 0".to_owned()));
         }
         Ok(value)
+    }
+
+    /// A span such as `30d` (see [`parse_span`]), or `None` when unset.
+    fn span(&self, name: &'static str) -> Result<Option<Duration>, ConfigError> {
+        match self.0.get(name).map(|value| value.trim()) {
+            Some(value) if !value.is_empty() => parse_span(value)
+                .map(Some)
+                .map_err(|reason| self.invalid(name, reason)),
+            _ => Ok(None),
+        }
     }
 
     fn millis(&self, name: &'static str, default: u64) -> Result<Duration, ConfigError> {
@@ -576,6 +598,32 @@ mod tests {
         assert!(err.reason.contains("30 days"), "{err}");
         let month = (30 * 24 * 3600 * 1000_u64).to_string();
         Settings::from_vars(&vars(&[("OUTBOX_GRACE_MS", &month)])).unwrap();
+    }
+
+    #[test]
+    fn max_delay_defaults_to_thirty_days_and_retention_to_forever() {
+        let settings = Settings::from_vars(&vars(&[])).unwrap();
+        assert_eq!(settings.api.max_delay, Duration::from_secs(30 * 86_400));
+        assert_eq!(settings.worker.retention, None);
+        let settings =
+            Settings::from_vars(&vars(&[("MAX_DELAY", "2h"), ("TASK_RETENTION", "12h")])).unwrap();
+        assert_eq!(settings.api.max_delay, Duration::from_secs(7200));
+        assert_eq!(
+            settings.worker.retention,
+            Some(Duration::from_secs(12 * 3600))
+        );
+    }
+
+    #[test]
+    fn a_bad_max_delay_or_task_retention_is_refused_with_its_name() {
+        for (name, value) in [
+            ("MAX_DELAY", "30"),
+            ("TASK_RETENTION", "0d"),
+            ("TASK_RETENTION", "a week"),
+        ] {
+            let err = Settings::from_vars(&vars(&[(name, value)])).unwrap_err();
+            assert_eq!(err.variable, name, "{value}: {err}");
+        }
     }
 
     #[test]

@@ -204,6 +204,25 @@ pub struct Task {
     pub finished_at: Option<DateTime<Utc>>,
     /// The payload's message once DONE, the failure reason once FAILED.
     pub message: Option<String>,
+    /// When a delayed task was asked to run (`POST /tasks` with `run_at`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_at: Option<DateTime<Utc>>,
+}
+
+impl Task {
+    /// When the outbox relay should publish the task: a delayed task at its `run_at` (the fast
+    /// path leaves it alone), any other once the fast path after the commit had its grace.
+    pub fn dispatch_due_at(&self, grace: std::time::Duration) -> DateTime<Utc> {
+        match self.run_at {
+            Some(at) if self.is_delayed() => at,
+            _ => self.created_at + grace,
+        }
+    }
+
+    /// Whether the task waits for its `run_at`, so the fast path leaves it to the relay.
+    pub fn is_delayed(&self) -> bool {
+        self.run_at.is_some_and(|at| at > self.created_at)
+    }
 }
 
 /// How one processing attempt ended: `RETRY` is a transient failure that was retried.

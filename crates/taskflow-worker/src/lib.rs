@@ -8,6 +8,7 @@
 mod job;
 mod metrics;
 mod process;
+mod retention;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -105,6 +106,15 @@ impl Worker {
         let metrics_task =
             tokio::spawn(metrics_server.serve(metrics::router(self.context.metrics.clone(), live)));
         tracing::info!(address = %self.metrics_addr, "worker metrics listening");
+        let (stop_retention, retention_stopped) = tokio::sync::watch::channel(false);
+        let retention_task = self.settings.worker.retention.map(|retention| {
+            tokio::spawn(retention::run(
+                self.context.pool.clone(),
+                retention,
+                self.context.metrics.clone(),
+                retention_stopped,
+            ))
+        });
         // The broker sends at most `prefetch` unacked deliveries, which bounds this set.
         let mut in_progress = JoinSet::new();
         // The consumer keeps a connection of its own, apart from the publisher's.
@@ -178,6 +188,7 @@ impl Worker {
             in_progress = in_progress.len(),
             "worker stopping: no new deliveries; finishing tasks in progress"
         );
+        let _ = stop_retention.send(true);
         if let Some(consuming) = &current
             && let Err(err) = consuming
                 .channel
@@ -203,6 +214,10 @@ impl Worker {
             let _ = consuming.channel.close(200, "worker stopping".into()).await;
         }
         supervisor.close("worker stopping").await;
+        if let Some(retention_task) = retention_task {
+            // It stops between batches; its lock's connection is its own, closed as it ends.
+            let _ = retention_task.await;
+        }
         self.context.broker.close().await;
         // The batch writers keep their connections until they stop, and closing the pool waits
         // for every connection: let them go first.

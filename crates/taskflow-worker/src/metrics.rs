@@ -28,6 +28,8 @@ pub struct WorkerMetrics {
     pub fenced: IntCounter,
     /// `queue_wait`, `run` and `end_to_end`, by outcome.
     pub durations: HistogramVec,
+    /// Rows deleted by retention, by table.
+    pub pruned: IntCounterVec,
 }
 
 impl WorkerMetrics {
@@ -76,7 +78,22 @@ impl WorkerMetrics {
                 &["phase"],
             )
             .expect("valid metric")),
+            pruned: registered(&registry, IntCounterVec::new(
+                Opts::new("taskflow_retention_pruned_total", "Rows deleted past TASK_RETENTION, by table (tasks, task_attempts, idempotency_keys)."),
+                &["table"],
+            )
+            .expect("valid metric")),
             registry,
+        }
+    }
+
+    pub fn record_pruned(&self, pruned: &taskflow_core::db::Pruned) {
+        for (table, rows) in [
+            ("tasks", pruned.tasks),
+            ("task_attempts", pruned.attempts),
+            ("idempotency_keys", pruned.keys),
+        ] {
+            self.pruned.with_label_values(&[table]).inc_by(rows);
         }
     }
 

@@ -2,6 +2,7 @@
 //! One module per kind of phase; here, what they share and the stack's own queues.
 
 mod ceilings;
+mod delayed;
 mod fan_out;
 mod latency;
 mod throughput;
@@ -18,6 +19,7 @@ use taskflow_core::backoff::poll_until;
 pub use self::ceilings::{
     insert_ceiling, insert_then_publish_ceiling, publish_ceiling, redis_ceiling,
 };
+pub use self::delayed::{DelayedFigures, delayed_dispatch_lag};
 pub use self::fan_out::{FanOutFigures, websocket_fan_out};
 pub use self::latency::{LatencyFigures, end_to_end_latency};
 pub use self::throughput::{

@@ -17,6 +17,7 @@ mod kept;
 mod migrations;
 mod outbox;
 mod processing;
+mod retention;
 pub mod stats;
 mod tasks;
 
@@ -33,12 +34,14 @@ pub use self::idempotency::{
 pub use self::kept::KeptConnections;
 pub use self::migrations::migrate;
 pub use self::outbox::{
-    DispatchMark, OutboxMessage, RelayReport, mark_dispatched, redispatch_stuck_tasks, relay_outbox,
+    DUE_TASKS, DispatchMark, OutboxMessage, RelayReport, mark_dispatched, redispatch_stuck_tasks,
+    relay_outbox,
 };
 pub use self::processing::{
     AttemptRecord, Finish, Start, Started, Transition, fail_task, finish_attempt, finish_attempts,
     record_retry, start_attempt, start_attempts,
 };
+pub use self::retention::{Pruned, RetentionLock, prune_finished_batch};
 pub use self::tasks::{
     Cursor, RetryOutcome, create_task, create_tasks, get_task, get_task_detail, list_tasks,
     retry_task,

@@ -9,6 +9,7 @@
 //! due after the grace, so a task accepted with 201 is dispatched even if the broker was down or
 //! the API crashed in between. Relays in several API replicas claim disjoint rows
 //! (`FOR UPDATE SKIP LOCKED`, then the claim is committed before the broker is waited on).
+//! A delayed task (`run_at` ahead) is written due at its `run_at` and left to the relay alone.
 //!
 //! Clearing the column sets `updated_at = updated_at`: an UPDATE that names the column keeps
 //! MySQL's `ON UPDATE CURRENT_TIMESTAMP` from touching it.
@@ -32,6 +33,9 @@ pub struct OutboxMessage {
     /// For a task PROCESSING (which only the stuck-task sweep makes due): the attempt found
     /// abandoned, which the message's delivery takes over.
     pub supersedes: Option<u32>,
+    /// For a delayed task's first dispatch: the `run_at` it was due at, to measure how late it
+    /// is published.
+    pub scheduled_for: Option<DateTime<Utc>>,
 }
 
 /// A task's outbox mark as it was when its message was published: clearing it is a
@@ -84,6 +88,12 @@ pub struct RelayReport {
     pub parked: usize,
 }
 
+/// The relay's claim query (due time, batch size): a range of `idx_tasks_dispatch_due_at` in due
+/// order, so rows due later, however many, are never read.
+pub const DUE_TASKS: &str = "SELECT id, CAST(payload AS CHAR) AS payload, created_at, status, \
+                             attempts, run_at FROM tasks WHERE dispatch_due_at <= ? \
+                             ORDER BY dispatch_due_at LIMIT ? FOR UPDATE SKIP LOCKED";
+
 /// How long the relay's claim on a row lasts: a message whose publish failed (or whose relay
 /// died mid-pass) is taken again after it.
 const CLAIM: Duration = Duration::from_secs(5);
@@ -106,15 +116,12 @@ where
     let now = now_micros();
     let claimed_until = now + CLAIM;
     let mut tx = pool.begin().await.context("starting a transaction")?;
-    let rows = sqlx::query(
-        "SELECT id, CAST(payload AS CHAR) AS payload, created_at, status, attempts FROM tasks \
-         WHERE dispatch_due_at <= ? ORDER BY dispatch_due_at LIMIT ? FOR UPDATE SKIP LOCKED",
-    )
-    .bind(now.naive_utc())
-    .bind(limit)
-    .fetch_all(&mut *tx)
-    .await
-    .context("claiming due tasks")?;
+    let rows = sqlx::query(DUE_TASKS)
+        .bind(now.naive_utc())
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await
+        .context("claiming due tasks")?;
     if rows.is_empty() {
         // End the transaction now: a rollback left to the drop would run only when the
         // connection is next used, holding a metadata lock on the table until then.
@@ -214,15 +221,21 @@ fn outbox_message(row: &sqlx::mysql::MySqlRow) -> anyhow::Result<OutboxMessage> 
         .parse()
         .context("decoding tasks.status")?;
     let attempts: i32 = row.try_get("attempts")?;
+    let run_at: Option<NaiveDateTime> = row.try_get("run_at")?;
+    let never_started = status == TaskStatus::Pending && attempts == 0;
     Ok(OutboxMessage {
         task_id,
         body: message.to_json(),
         supersedes: (status == TaskStatus::Processing)
             .then(|| u32::try_from(attempts).unwrap_or(0)),
+        scheduled_for: run_at
+            .map(|at| at.and_utc())
+            .filter(|at| never_started && *at > message.requested_at),
     })
 }
 
-/// Finds tasks PENDING or PROCESSING without any change for `lease` — their message was lost, or
+/// Finds tasks PENDING or PROCESSING without any change for `lease` (a delayed task: nor since
+/// its `run_at`, as its row is not changed by its dispatch) — their message was lost, or
 /// the worker holding them vanished with it — and makes them due for dispatch now. Renewing
 /// `updated_at` keeps the next sweep from taking them again at once. Returns how many.
 ///
@@ -240,8 +253,9 @@ pub async fn redispatch_stuck_tasks(
     let cutoff: NaiveDateTime = (now - lease).naive_utc();
     let stuck: Vec<String> = sqlx::query_scalar(
         "SELECT id FROM tasks WHERE status IN ('PENDING', 'PROCESSING') AND updated_at < ? \
-         AND dispatch_due_at IS NULL LIMIT ?",
+         AND dispatch_due_at IS NULL AND (run_at IS NULL OR run_at < ?) LIMIT ?",
     )
+    .bind(cutoff)
     .bind(cutoff)
     .bind(limit)
     .fetch_all(pool)
@@ -257,7 +271,9 @@ pub async fn redispatch_stuck_tasks(
         .push_bind(now.naive_utc())
         .push(" WHERE status IN ('PENDING', 'PROCESSING') AND updated_at < ")
         .push_bind(cutoff)
-        .push(" AND dispatch_due_at IS NULL AND id IN ");
+        .push(" AND dispatch_due_at IS NULL AND (run_at IS NULL OR run_at < ")
+        .push_bind(cutoff)
+        .push(") AND id IN ");
     push_id_list(&mut update, &stuck);
     let result = update
         .build()

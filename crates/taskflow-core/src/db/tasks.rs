@@ -12,7 +12,7 @@ use super::KeptConnections;
 use crate::domain::{Attempt, Payload, Task, TaskDetail, TaskId, TaskStatus, Title, now_micros};
 
 const TASK_COLUMNS: &str = "id, title, CAST(payload AS CHAR) AS payload, status, \
-                            created_at, updated_at, finished_at, message";
+                            created_at, updated_at, finished_at, message, run_at";
 
 /// Inserts a new PENDING task, due for dispatch after `grace`: one statement, one commit. Once
 /// this returns, the task will be dispatched even if the publish that follows fails (the relay
@@ -81,7 +81,7 @@ async fn insert_tasks(
     grace: Duration,
 ) -> anyhow::Result<()> {
     let mut query = QueryBuilder::new(
-        "INSERT INTO tasks (id, title, payload, status, created_at, updated_at, dispatch_due_at) ",
+        "INSERT INTO tasks (id, title, payload, status, created_at, updated_at, dispatch_due_at, run_at) ",
     );
     query.push_values(tasks.iter().zip(payloads), |mut row, (task, payload)| {
         row.push_bind(task.task_id.to_string())
@@ -90,7 +90,8 @@ async fn insert_tasks(
             .push_bind(task.status.as_str())
             .push_bind(task.created_at.naive_utc())
             .push_bind(task.updated_at.naive_utc())
-            .push_bind((task.created_at + grace).naive_utc());
+            .push_bind(task.dispatch_due_at(grace).naive_utc())
+            .push_bind(task.run_at.map(|at| at.naive_utc()));
     });
     query
         .build()
@@ -298,6 +299,7 @@ pub(super) fn task_from_row(row: &sqlx::mysql::MySqlRow) -> anyhow::Result<Task>
     let created_at: NaiveDateTime = row.try_get("created_at")?;
     let updated_at: NaiveDateTime = row.try_get("updated_at")?;
     let finished_at: Option<NaiveDateTime> = row.try_get("finished_at")?;
+    let run_at: Option<NaiveDateTime> = row.try_get("run_at")?;
     Ok(Task {
         task_id: id.parse().context("decoding tasks.id")?,
         title: Title::parse(row.try_get("title")?).context("decoding tasks.title")?,
@@ -307,5 +309,6 @@ pub(super) fn task_from_row(row: &sqlx::mysql::MySqlRow) -> anyhow::Result<Task>
         updated_at: updated_at.and_utc(),
         finished_at: finished_at.map(|at| at.and_utc()),
         message: row.try_get("message")?,
+        run_at: run_at.map(|at| at.and_utc()),
     })
 }
