@@ -8,6 +8,7 @@
 mod job;
 mod metrics;
 mod process;
+mod requeues;
 mod retention;
 
 use std::future::Future;
@@ -69,7 +70,7 @@ impl Worker {
                 broker,
                 retry: settings.retry,
                 publish_timeout: settings.api.publish_timeout,
-                requeues: process::Requeues::new(settings.worker.max_requeues),
+                requeues: requeues::Requeues::new(settings.worker.max_requeues),
                 worker_name: settings.worker.name.clone(),
                 metrics: Arc::new(WorkerMetrics::new()),
             }),

@@ -27,6 +27,7 @@ use tracing::Instrument as _;
 
 use crate::job;
 use crate::metrics::WorkerMetrics;
+use crate::requeues::{Requeues, fnv1a};
 
 /// What the worker needs to process a delivery.
 pub struct Context {
@@ -147,42 +148,6 @@ pub async fn handle(ctx: &Context, delivery: Delivery) {
     }
 }
 
-/// How many times in a row each delivery was put back for immediate redelivery by this worker.
-/// A nack cannot change the message, so the count is kept here, by task (or body): it bounds
-/// the loop per worker, and a delivery that reaches the limit is parked instead.
-pub struct Requeues {
-    max: u32,
-    counts: std::sync::Mutex<std::collections::HashMap<String, u32>>,
-}
-
-/// Entries kept at most: a delivery requeued here and then finished by another worker leaves
-/// its count behind, so the map is emptied rather than allowed to grow.
-const MAX_REQUEUE_ENTRIES: usize = 10_000;
-
-impl Requeues {
-    pub fn new(max: u32) -> Self {
-        Self {
-            max,
-            counts: std::sync::Mutex::default(),
-        }
-    }
-
-    /// Counts one more requeue of `key`; returns the count.
-    fn count(&self, key: &str) -> u32 {
-        let mut counts = self.counts.lock().expect("requeue counts");
-        if counts.len() >= MAX_REQUEUE_ENTRIES && !counts.contains_key(key) {
-            counts.clear();
-        }
-        let count = counts.entry(key.to_owned()).or_insert(0);
-        *count += 1;
-        *count
-    }
-
-    fn forget(&self, key: &str) {
-        self.counts.lock().expect("requeue counts").remove(key);
-    }
-}
-
 /// Parks a delivery that came back too often: it is kept with its reason in the parking queue
 /// and acked, so it stops taking the worker's time. If even that fails it is requeued.
 async fn park(ctx: &Context, delivery: &Delivery, attempt: u32, key: &str) -> Settle {
@@ -212,13 +177,6 @@ async fn park(ctx: &Context, delivery: &Delivery, attempt: u32, key: &str) -> Se
             Settle::Requeue
         }
     }
-}
-
-/// A cheap hash (FNV-1a) of a body that is not a task message, to count its requeues.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
-        (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 /// Batch writers in flight at once, for the starts and for the finishes each: while one is at

@@ -18,6 +18,7 @@ mod migrations;
 mod outbox;
 mod processing;
 mod retention;
+mod start;
 pub mod stats;
 mod tasks;
 
@@ -38,10 +39,10 @@ pub use self::outbox::{
     relay_outbox,
 };
 pub use self::processing::{
-    AttemptRecord, Finish, Start, Started, Transition, fail_task, finish_attempt, finish_attempts,
-    record_retry, start_attempt, start_attempts,
+    AttemptRecord, Finish, Transition, fail_task, finish_attempt, finish_attempts, record_retry,
 };
 pub use self::retention::{Pruned, RetentionLock, prune_finished_batch};
+pub use self::start::{Start, Started, start_attempt, start_attempts};
 pub use self::tasks::{
     Cursor, RetryOutcome, create_task, create_tasks, get_task, get_task_detail, list_tasks,
     retry_task,
