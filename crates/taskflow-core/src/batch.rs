@@ -23,12 +23,8 @@ type Request<Req, Resp> = (Req, oneshot::Sender<anyhow::Result<Resp>>);
 /// Hands requests to a few runners that each take what is queued and run it as one batch.
 /// Runners stop when the last clone of the batcher is dropped.
 ///
-/// A batch holds a power of two of requests (what is queued, rounded down; the rest go to the
-/// next batch). So a batch statement comes in at most `log2(max_batch) + 1` shapes, each
-/// prepared once per connection and kept in the driver's statement cache. Shapes without end
-/// would evict cached statements all the time, and an eviction costs a 40 ms stall: sqlx 0.9
-/// leaves Nagle's algorithm on, and the close it sends for the evicted statement waits for the
-/// server's delayed ACK before the next statement can go out.
+/// A batch holds what is queued when a runner is free, up to `max_batch`; the rest go to the
+/// next batch.
 pub struct Batcher<Req, Resp> {
     requests: mpsc::UnboundedSender<Request<Req, Resp>>,
     health: Arc<Health>,
@@ -63,14 +59,14 @@ impl<Req, Resp> Clone for Batcher<Req, Resp> {
 }
 
 impl<Req: Send + 'static, Resp: Send + 'static> Batcher<Req, Resp> {
-    /// Starts `runners` runners; each calls `run` with up to `max_batch` requests (rounded down
-    /// to a power of two), which must answer with one result per request, in order.
+    /// Starts `runners` runners; each calls `run` with up to `max_batch` requests, which must
+    /// answer with one result per request, in order.
     pub fn spawn<F, Fut>(runners: usize, max_batch: usize, run: F) -> Self
     where
         F: Fn(Vec<Req>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Vec<anyhow::Result<Resp>>> + Send,
     {
-        let max_batch = power_of_two_at_most(max_batch.max(1));
+        let max_batch = max_batch.max(1);
         let (requests, queue) = mpsc::unbounded_channel::<Request<Req, Resp>>();
         let queue = Arc::new(Mutex::new(queue));
         let run = Arc::new(run);
@@ -95,7 +91,7 @@ impl<Req: Send + 'static, Resp: Send + 'static> Batcher<Req, Resp> {
                         if queue.recv_many(&mut taken, 1).await == 0 {
                             return;
                         }
-                        let size = power_of_two_at_most(queue.len() + 1).min(max_batch);
+                        let size = (queue.len() + 1).min(max_batch);
                         // Counted as queued, so these arrive at once (a sender may still be
                         // writing one); only a closed channel ends the batch short.
                         while taken.len() < size {
@@ -160,11 +156,6 @@ impl<Req: Send + 'static, Resp: Send + 'static> Batcher<Req, Resp> {
     }
 }
 
-/// The largest power of two not above `n` (which is at least 1).
-pub fn power_of_two_at_most(n: usize) -> usize {
-    1 << n.max(1).ilog2()
-}
-
 /// One batch-wide failure as the result of each of `count` requests. Each result keeps the
 /// whole cause chain, so callers still recognise, say, an unreachable database.
 pub fn fail_all<T>(err: anyhow::Error, count: usize) -> Vec<anyhow::Result<T>> {
@@ -215,10 +206,6 @@ mod tests {
         let batches = batches.lock().unwrap();
         assert_eq!(batches.iter().sum::<usize>(), 50);
         assert!(batches.len() < 50, "no batching happened: {batches:?}");
-        assert!(
-            batches.iter().all(|size| size.is_power_of_two()),
-            "{batches:?}"
-        );
     }
 
     #[tokio::test]
@@ -240,15 +227,6 @@ mod tests {
         assert_eq!(next.unwrap(), 42);
         assert!(batcher.is_running());
         assert_eq!(batcher.panicked(), 1);
-    }
-
-    #[test]
-    fn batch_sizes_round_down_to_powers_of_two() {
-        let sizes: Vec<usize> = [1, 2, 3, 4, 5, 63, 64, 65, 500]
-            .into_iter()
-            .map(power_of_two_at_most)
-            .collect();
-        assert_eq!(sizes, [1, 2, 2, 4, 4, 32, 64, 64, 256]);
     }
 
     #[tokio::test]

@@ -193,19 +193,16 @@ pub async fn ping(pool: &MySqlPool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Appends `(?, ?, …)` binding `ids`, padded to a power of two by repeating the last id (which
-/// changes nothing an `IN` matches): the statement then comes in a handful of shapes, each
-/// prepared once per connection (see [`crate::batch::Batcher`] for why that matters).
+/// Appends `(?, ?, …)` binding `ids`.
 fn push_id_list(query: &mut sqlx::QueryBuilder<sqlx::MySql>, ids: &[impl std::fmt::Display]) {
-    let Some(last) = ids.last() else {
+    if ids.is_empty() {
         // Matches nothing, and is valid SQL (an empty `IN ()` is not).
         query.push("(NULL)");
         return;
-    };
-    let padding = ids.len().next_power_of_two() - ids.len();
+    }
     let mut list = query.separated(", ");
     list.push_unseparated("(");
-    for id in ids.iter().chain(std::iter::repeat_n(last, padding)) {
+    for id in ids {
         list.push_bind(id.to_string());
     }
     list.push_unseparated(")");
