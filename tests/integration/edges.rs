@@ -142,12 +142,11 @@ async fn a_status_publish_to_a_stalled_redis_fails_within_its_timeout() {
         .await
         .unwrap();
     app.proxies.as_ref().unwrap().redis.stall();
-    let event = taskflow_core::contract::StatusEvent {
-        task_id: taskflow_core::domain::TaskId::new(),
-        status: TaskStatus::Done,
-        updated_at: chrono::Utc::now(),
-        message: None,
-    };
+    let event = taskflow_core::contract::StatusEvent::new(
+        taskflow_core::domain::TaskId::new(),
+        TaskStatus::Done,
+        chrono::Utc::now(),
+    );
 
     // Act
     let published = tokio::time::timeout(GIVE_UP_BOUND, publisher.publish(&event)).await;

@@ -8,6 +8,7 @@ mod edges;
 mod fencing;
 mod guarantees;
 mod idempotency;
+mod listing;
 mod operations;
 mod outbox;
 mod pipeline;

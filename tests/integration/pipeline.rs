@@ -116,10 +116,8 @@ async fn a_client_that_falls_behind_is_told_to_resync_and_never_loses_events_sil
         .expect("connecting to Redis");
     for seq in 0..EVENTS {
         let event = StatusEvent {
-            task_id: TaskId::new(),
-            status: TaskStatus::Done,
-            updated_at: Utc::now(),
             message: Some(format!("{seq} {filler}")),
+            ..StatusEvent::new(TaskId::new(), TaskStatus::Done, Utc::now())
         };
         let _: i64 = publisher
             .publish(&app.direct.redis.channel, event.to_json())

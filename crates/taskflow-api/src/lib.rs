@@ -8,6 +8,7 @@ mod auth;
 mod dispatch;
 mod error;
 mod health;
+mod list;
 mod metrics;
 mod observe;
 mod schema;
@@ -38,7 +39,7 @@ use taskflow_core::db;
 use taskflow_core::status_bus::StatusPublisher;
 use tokio::sync::watch;
 
-pub use tasks::NEXT_CURSOR_HEADER;
+pub use list::NEXT_CURSOR_HEADER;
 
 use crate::metrics::ApiMetrics;
 use crate::state::AppState;

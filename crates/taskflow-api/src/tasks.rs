@@ -4,14 +4,13 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use salvo::http::ParseError;
-use salvo::http::header::{HeaderValue, LINK};
 use salvo::http::mime;
-use salvo::oapi::extract::{PathParam, QueryParam};
+use salvo::oapi::extract::PathParam;
 use salvo::prelude::*;
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 use taskflow_core::contract::{StatusEvent, TaskCreated};
-use taskflow_core::db::{self, Cursor, RetryOutcome};
+use taskflow_core::db::{self, RetryOutcome};
 use taskflow_core::domain::{Payload, Task, TaskId, TaskStatus, Title, now_micros};
 
 use crate::dispatch;
@@ -19,15 +18,10 @@ use crate::error::{ApiError, ErrorEnvelope};
 use crate::schema::{NewTask, TaskBody, TaskDetailBody};
 use crate::state::AppState;
 
-/// The response header that carries the cursor of the next page, when there is one.
-pub const NEXT_CURSOR_HEADER: &str = "x-next-cursor";
-const DEFAULT_LIMIT: u32 = 50;
-const MAX_LIMIT: u32 = 500;
-
 pub fn router() -> Router {
     Router::with_path("tasks")
         .post(create_task)
-        .get(list_tasks)
+        .get(crate::list::list_tasks)
         .push(
             Router::with_path("{task_id}")
                 .get(get_task)
@@ -154,15 +148,19 @@ async fn create_task(req: &mut Request, depot: &mut Depot) -> Result<Created, Ap
     }
     .map_err(|err| storing_failed(task_id, err))?;
     state.metrics.tasks_created.inc();
-    let event = StatusEvent {
-        task_id: task.task_id,
-        status: task.status,
-        updated_at: task.updated_at,
-        message: None,
-    };
+    let event = listed_event(&task);
     dispatch::dispatch_after_commit(state, slot, event, message);
     tracing::debug!(%task_id, "task created");
     Ok(Created::New(body))
+}
+
+/// The PENDING event of a task the API just wrote, with what the dashboard's list shows of it.
+fn listed_event(task: &Task) -> StatusEvent {
+    StatusEvent {
+        title: Some(task.title.as_str().to_owned()),
+        run_at: task.run_at.filter(|_| task.is_delayed()),
+        ..StatusEvent::new(task.task_id, task.status, task.updated_at)
+    }
 }
 
 /// The longest `Idempotency-Key` accepted, in bytes.
@@ -267,12 +265,7 @@ async fn retry_task(
         }
         RetryOutcome::NotFound => return Err(ApiError::NotFound("task")),
     };
-    let event = StatusEvent {
-        task_id: id,
-        status: task.status,
-        updated_at: task.updated_at,
-        message: None,
-    };
+    let event = listed_event(&task);
     let message = TaskCreated {
         task_id: id,
         payload: task.payload.to_value(),
@@ -286,77 +279,6 @@ async fn retry_task(
 fn parse_task_id(raw: &str) -> Result<TaskId, ApiError> {
     raw.parse()
         .map_err(|err| ApiError::bad_request(format!("{err}"), Some("task_id")))
-}
-
-/// List tasks, newest first.
-///
-/// Keyset paging: when more tasks follow, the `x-next-cursor` header (and a `Link: rel="next"`)
-/// gives the `before` of the next page.
-#[endpoint(
-    tags("tasks"),
-    parameters(
-        ("limit" = Option<u32>, Query, description = "Page size, 1 to 500 (default 50)."),
-        ("status" = Option<String>, Query, description = "PENDING, PROCESSING, DONE or FAILED."),
-        ("before" = Option<String>, Query, description = "A cursor from x-next-cursor."),
-    ),
-    responses(
-        (status_code = 400, description = "A bad limit, status or cursor; `field` names it.", body = ErrorEnvelope),
-        (status_code = 401, description = "Reads need the token (API_TOKEN_READS).", body = ErrorEnvelope),
-        (status_code = 503, description = "The database cannot be reached.", body = ErrorEnvelope),
-    )
-)]
-async fn list_tasks(
-    limit: QueryParam<String, false>,
-    status: QueryParam<String, false>,
-    before: QueryParam<String, false>,
-    depot: &mut Depot,
-    res: &mut Response,
-) -> Result<Json<Vec<TaskBody>>, ApiError> {
-    let state = AppState::from_depot(depot);
-    let limit = match limit.into_inner() {
-        None => DEFAULT_LIMIT,
-        Some(raw) => raw
-            .parse::<u32>()
-            .ok()
-            .filter(|limit| (1..=MAX_LIMIT).contains(limit))
-            .ok_or_else(|| {
-                ApiError::bad_request(
-                    format!("limit must be a whole number from 1 to {MAX_LIMIT}"),
-                    Some("limit"),
-                )
-            })?,
-    };
-    let status = status
-        .into_inner()
-        .map(|raw| raw.parse::<TaskStatus>())
-        .transpose()
-        .map_err(|err| ApiError::bad_request(err.to_string(), Some("status")))?;
-    let before = before
-        .into_inner()
-        .map(|raw| raw.parse::<Cursor>())
-        .transpose()
-        .map_err(|()| {
-            ApiError::bad_request("before must be a cursor from x-next-cursor", Some("before"))
-        })?;
-
-    // One row more than asked tells whether another page follows.
-    let mut tasks = db::list_tasks(&state.pool, status, before, limit + 1).await?;
-    if tasks.len() > limit as usize {
-        tasks.truncate(limit as usize);
-        let cursor = Cursor::after(tasks.last().expect("limit is at least 1")).to_string();
-        let mut next = format!("</tasks?limit={limit}&before={cursor}");
-        if let Some(status) = status {
-            next.push_str(&format!("&status={status}"));
-        }
-        next.push_str(">; rel=\"next\"");
-        let headers = res.headers_mut();
-        headers.insert(
-            NEXT_CURSOR_HEADER,
-            HeaderValue::from_str(&cursor).expect("cursor is ASCII"),
-        );
-        headers.insert(LINK, HeaderValue::from_str(&next).expect("link is ASCII"));
-    }
-    Ok(Json(tasks.into_iter().map(Into::into).collect()))
 }
 
 fn require_json(req: &Request) -> Result<(), ApiError> {

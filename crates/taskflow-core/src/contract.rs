@@ -41,9 +41,32 @@ pub struct StatusEvent {
     /// The payload's message when DONE, the reason when FAILED.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// Additive, so a dashboard can show a task it has not read without a request; absent from
+    /// the Python services' events and from the worker's, which does not read the title.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// When a delayed task is due.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_at: Option<DateTime<Utc>>,
+    /// The attempt this change belongs to, when the announcer knows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<u32>,
 }
 
 impl StatusEvent {
+    /// An event with only the seed's fields; the optional ones are set by who knows them.
+    pub fn new(task_id: TaskId, status: TaskStatus, updated_at: DateTime<Utc>) -> Self {
+        Self {
+            task_id,
+            status,
+            updated_at,
+            message: None,
+            title: None,
+            run_at: None,
+            attempt: None,
+        }
+    }
+
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("a StatusEvent always serialises")
     }
@@ -106,12 +129,10 @@ mod tests {
 
     #[test]
     fn a_status_event_without_message_has_no_message_field() {
-        let event = StatusEvent {
-            task_id: TaskId::new(),
-            status: TaskStatus::Processing,
-            updated_at: Utc::now(),
-            message: None,
-        };
-        assert!(!event.to_json().contains("message"));
+        let event = StatusEvent::new(TaskId::new(), TaskStatus::Processing, Utc::now());
+        let json = event.to_json();
+        for optional in ["message", "title", "run_at", "attempt"] {
+            assert!(!json.contains(optional), "{json}");
+        }
     }
 }

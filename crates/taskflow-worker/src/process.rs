@@ -233,7 +233,7 @@ async fn process(ctx: &Context, message: TaskCreated, start: Start, held: &Atomi
                     "queue_wait",
                     seconds_since(message.requested_at, updated_at),
                 );
-                announce(ctx, id, TaskStatus::Processing, updated_at, None).await;
+                announce(ctx, id, TaskStatus::Processing, updated_at, attempt, None).await;
             } else {
                 tracing::warn!(
                     attempt,
@@ -298,7 +298,7 @@ async fn process(ctx: &Context, message: TaskCreated, start: Start, held: &Atomi
                 "end_to_end",
                 seconds_since(message.requested_at, updated_at),
             );
-            announce(ctx, id, status, updated_at, Some(result)).await;
+            announce(ctx, id, status, updated_at, attempt, Some(result)).await;
             tracing::info!(
                 from = %TaskStatus::Processing,
                 to = %status,
@@ -407,6 +407,7 @@ async fn give_up(
                     id,
                     TaskStatus::Failed,
                     updated_at,
+                    attempt,
                     Some(reason.to_owned()),
                 )
                 .await;
@@ -471,13 +472,13 @@ async fn announce(
     task_id: TaskId,
     status: TaskStatus,
     updated_at: chrono::DateTime<chrono::Utc>,
+    attempt: u32,
     message: Option<String>,
 ) {
     let event = StatusEvent {
-        task_id,
-        status,
-        updated_at,
         message,
+        attempt: Some(attempt),
+        ..StatusEvent::new(task_id, status, updated_at)
     };
     ctx.statuses
         .announce(&event, &ctx.metrics.announcements)

@@ -44,8 +44,8 @@ pub use self::processing::{
 pub use self::retention::{Pruned, RetentionLock, prune_finished_batch};
 pub use self::start::{Start, Started, start_attempt, start_attempts};
 pub use self::tasks::{
-    Cursor, RetryOutcome, create_task, create_tasks, get_task, get_task_detail, list_tasks,
-    retry_task,
+    Cursor, ListFilter, RetryOutcome, create_task, create_tasks, get_task, get_task_detail,
+    list_query, list_tasks, retry_task,
 };
 use crate::backoff::retry_connect;
 use crate::config::DbSettings;
